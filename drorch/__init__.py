@@ -1,0 +1,3 @@
+"""drorch: a multi-cloud disaster-recovery orchestrator."""
+
+__version__ = "0.1.0"

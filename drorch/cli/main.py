@@ -1,0 +1,19 @@
+"""The ``drorch`` command: a thin layer over library calls."""
+
+from __future__ import annotations
+
+import typer
+
+from drorch.cli import failover, lab
+
+app = typer.Typer(
+    help="drorch: multi-cloud disaster-recovery orchestrator (probe, replicate, fail over, measure).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(lab.app, name="lab")
+app.command(name="failover")(failover.failover_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,54 @@
+"""Output conventions shared by every command.
+
+``--output json`` prints exactly one JSON document on stdout; human text and logs
+go to stderr or stdout as tables. Errors map to the documented exit codes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+
+from drorch.errors import DrorchError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Output(StrEnum):
+    text = "text"
+    json = "json"
+
+
+OutputOption = typer.Option(Output.text, "--output", "-o", help="text for people, json for scripts")
+
+
+def emit_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def info(message: str) -> None:
+    """Progress and logs go to stderr, keeping stdout clean for --output json."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Report DrorchError as a clear message with its exit code (JSON too when asked)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except DrorchError as exc:
+            if kwargs.get("output") == Output.json:
+                emit_json({"error": str(exc), "exit_code": exc.exit_code})
+            info(f"error: {exc}")
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper

@@ -1,0 +1,119 @@
+"""Find, parse and validate ``drorch.yaml``, with errors an operator can act on.
+
+Each problem is reported on its own line as ``file:line: field.path: message (hint)``
+and the whole load fails with exit code 2 before anything else runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from drorch.config.schema import Config, SecretRef
+from drorch.config.yamlpos import FieldPath, format_location, load_with_lines
+from drorch.errors import InvalidInput
+
+ENV_VAR = "DRORCH_CONFIG"
+
+_HINTS = {
+    "extra_forbidden": "unknown key: remove it or check its spelling against the README's config reference",
+    "missing": "required field: add it",
+    "union_tag_invalid": "set 'kind' to one of the listed values",
+    "union_tag_not_found": "add a 'kind' field",
+}
+
+
+def find_config_path(explicit: Path | None) -> Path:
+    """``--config``, then ``$DRORCH_CONFIG``, then ``./drorch.yaml``."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(ENV_VAR)
+    if from_env:
+        return Path(from_env)
+    return Path("drorch.yaml")
+
+
+def _describe(error: Any) -> str:
+    message = str(error["msg"])
+    hint = _HINTS.get(str(error["type"]))
+    return f"{message} ({hint})" if hint else message
+
+
+_TAGGED_UNIONS = {"provider", "compute"}
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> FieldPath:
+    """Drop pydantic's discriminator tags (``provider.aws.region`` -> ``provider.region``)."""
+    return tuple(part for index, part in enumerate(loc) if index == 0 or loc[index - 1] not in _TAGGED_UNIONS)
+
+
+def _reference_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
+    sites = set(config.sites)
+    known = ", ".join(sorted(sites))
+    primaries = [name for name, site in config.sites.items() if site.role == "primary"]
+    if len(primaries) != 1:
+        yield ("sites",), f"exactly one site must have role 'primary', found {len(primaries)}"
+    for name in config.dns.sites:
+        if name not in sites:
+            yield ("dns", "sites", name), f"unknown site '{name}' (known: {known})"
+    for replica, source in config.data.mysql.replicates_from.items():
+        if replica not in sites:
+            yield ("data", "mysql", "replicates_from", replica), f"unknown site '{replica}' (known: {known})"
+        if source not in sites:
+            yield ("data", "mysql", "replicates_from", replica), f"unknown site '{source}' (known: {known})"
+    for index, pair in enumerate(config.data.mysql.semi_sync):
+        for name in pair:
+            if name not in sites:
+                yield ("data", "mysql", "semi_sync", index), f"unknown site '{name}' (known: {known})"
+
+
+def _secret_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
+    refs: list[tuple[FieldPath, SecretRef]] = [
+        (("sites", name, "mysql", "password"), site.mysql.password) for name, site in config.sites.items()
+    ]
+    refs.append((("data", "mysql", "replication_password"), config.data.mysql.replication_password))
+    for path, ref in refs:
+        if ref.file is not None:
+            file = config.resolve_path(ref.file)
+            if not os.access(file, os.R_OK):
+                yield (*path, "file"), f"secret file {file} is missing or unreadable (create it, mode 0600)"
+        elif ref.env is not None and ref.env not in os.environ:
+            yield (*path, "env"), f"variable {ref.env} is not set (export it before running drorch)"
+
+
+def load_config(path: Path) -> Config:
+    """Load and validate a config file; raise InvalidInput listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(
+            f"{path}: cannot read config ({exc.strerror}); pass --config FILE or set ${ENV_VAR}"
+        ) from None
+    try:
+        data, lines = load_with_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise InvalidInput(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}:1: the config must be a mapping of keys (service, sites, dns, data...)")
+    try:
+        config = Config.model_validate({**data, "source_path": path.resolve()})
+    except ValidationError as exc:
+        problems = [
+            f"{format_location(path, _clean_loc(tuple(err['loc'])), lines)}: {_describe(err)}"
+            for err in exc.errors()
+        ]
+        raise InvalidInput(f"{path}: {len(problems)} problem(s) in the config:", problems) from None
+    problems = [
+        f"{format_location(path, loc, lines)}: {message}"
+        for loc, message in (*_reference_problems(config), *_secret_problems(config))
+    ]
+    if problems:
+        raise InvalidInput(f"{path}: {len(problems)} problem(s) in the config:", problems)
+    return config

@@ -1,0 +1,181 @@
+"""The schema of ``drorch.yaml``.
+
+Every model forbids unknown keys and is frozen: a typo in a DR config must fail
+loudly at load time, never silently fall back to a default at 3 a.m., and the
+loaded config is an immutable snapshot the rest of drorch can share freely.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Objectives(Model):
+    rto_seconds: PositiveSeconds = 120.0
+    rpo_seconds: PositiveSeconds = 2.0
+
+
+class SecretRef(Model):
+    """Where a secret lives: an environment variable or a file, never the config itself."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' (variable name) or 'file' (path to a file)")
+        return self
+
+
+class AwsProvider(Model):
+    kind: Literal["aws"]
+    region: str
+    profile: str | None = None
+    credentials_file: Path | None = Field(
+        default=None, description="AWS shared credentials file (like AWS_SHARED_CREDENTIALS_FILE)"
+    )
+    endpoint_url: str | None = Field(default=None, description="one endpoint for every service (moto)")
+    endpoints: dict[str, str] = Field(default_factory=dict, description="per-service endpoint overrides")
+
+
+class OpenStackProvider(Model):
+    kind: Literal["openstack"]
+    cloud: str = Field(description="entry name in clouds.yaml")
+    clouds_file: Path | None = None
+    region: str = "KR1"
+
+
+Provider = Annotated[AwsProvider | OpenStackProvider, Field(discriminator="kind")]
+
+
+class EksCompute(Model):
+    kind: Literal["eks"]
+    cluster: str
+    nodegroups: dict[str, int] = Field(description="node group name -> active desired size")
+
+
+class EcsCompute(Model):
+    kind: Literal["ecs"]
+    cluster: str
+    service: str
+    warm_count: int = Field(ge=0)
+    active_count: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _active_not_below_warm(self) -> EcsCompute:
+        if self.active_count < self.warm_count:
+            raise ValueError("active_count must be >= warm_count")
+        return self
+
+
+class OpenStackCompute(Model):
+    kind: Literal["openstack"]
+    servers: list[str]
+    nks_cluster: str | None = None
+    nks_nodegroup: str | None = None
+    nks_active_count: int | None = Field(default=None, gt=0)
+
+
+Compute = Annotated[EksCompute | EcsCompute | OpenStackCompute, Field(discriminator="kind")]
+
+
+class MySQLEndpoint(Model):
+    host: str
+    port: int = Field(default=3306, gt=0, lt=65536)
+    user: str
+    password: SecretRef
+    flavor: Literal["mariadb", "mysql8"] = "mariadb"
+    tls: Literal["required", "preferred", "disabled"] = Field(
+        default="preferred", description="TLS to the server; 'required' verifies the certificate"
+    )
+    connect_timeout_seconds: PositiveSeconds = 2.0
+
+
+class App(Model):
+    url: str = Field(description="base URL of the site's application endpoint")
+    health_path: str = "/healthz"
+
+
+class Site(Model):
+    role: Literal["primary", "standby"]
+    provider: Provider
+    app: App
+    mysql: MySQLEndpoint
+    compute: Compute | None = None
+
+
+class DnsSiteRecord(Model):
+    set_identifier: str
+    value: str
+    health_check_id: str | None = None
+
+
+class Dns(Model):
+    provider: AwsProvider
+    zone_id: str
+    record: str
+    type: Literal["A", "AAAA", "CNAME"] = "A"
+    ttl: int = Field(default=60, gt=0)
+    sites: dict[str, DnsSiteRecord]
+    verify_via: Literal["system", "lab-resolver"] = "system"
+    app_port: int | None = Field(default=None, description="port clients use after resolving the record")
+
+
+class MySQLTopology(Model):
+    replicates_from: dict[str, str] = Field(description="replica site -> source site")
+    semi_sync: list[tuple[str, str]] = Field(
+        default_factory=list, description="site pairs kept in semi-sync: whichever is primary, the other acks"
+    )
+    replication_user: str = "repl"
+    replication_password: SecretRef
+
+
+class Data(Model):
+    mysql: MySQLTopology
+
+
+class State(Model):
+    backend: Literal["sqlite"] = "sqlite"
+    path: Path = Path("state/drorch.db")
+
+
+class Config(Model):
+    service: str
+    objectives: Objectives = Objectives()
+    sites: dict[str, Site]
+    dns: Dns
+    data: Data
+    state: State = State()
+    source_path: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def primary_site(self) -> str:
+        """The site the config declares as home primary."""
+        return next(name for name, site in self.sites.items() if site.role == "primary")
+
+    def site(self, name: str) -> Site:
+        try:
+            return self.sites[name]
+        except KeyError:
+            from drorch.errors import InvalidInput
+
+            raise InvalidInput(
+                f"unknown site '{name}': the config defines {', '.join(sorted(self.sites))}"
+            ) from None
+
+    def resolve_path(self, path: Path) -> Path:
+        """Paths in the config are relative to the config file's directory."""
+        if path.is_absolute() or self.source_path is None:
+            return path
+        return self.source_path.parent / path

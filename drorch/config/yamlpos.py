@@ -1,0 +1,51 @@
+"""YAML loading that remembers where every value came from.
+
+Validation errors must name file and line, so the loader keeps a map from each
+field path (a tuple of keys and indexes) to the line it was written on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+FieldPath = tuple[str | int, ...]
+
+
+def _walk(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, str(key.value))
+            _walk(value, child, lines)
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*path, index), lines)
+
+
+def load_with_lines(text: str) -> tuple[Any, dict[FieldPath, int]]:
+    """Parse YAML text; return the data and a field-path -> line map."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines: dict[FieldPath, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return yaml.safe_load(text), lines
+
+
+def line_of(path: FieldPath, lines: dict[FieldPath, int]) -> int | None:
+    """The line of the deepest known prefix of ``path`` (a missing field points at its parent)."""
+    for end in range(len(path), -1, -1):
+        line = lines.get(path[:end])
+        if line is not None:
+            return line
+    return None
+
+
+def format_location(file: Path, path: FieldPath, lines: dict[FieldPath, int]) -> str:
+    line = line_of(path, lines)
+    where = f"{file}:{line}" if line else str(file)
+    dotted = ".".join(str(part) for part in path) or "(top level)"
+    return f"{where}: {dotted}"

@@ -1,0 +1,1 @@
+"""Running DR operations: the actions, and the orchestration that sequences them."""

@@ -1,0 +1,201 @@
+"""``drorch failover --to SITE``: move the service to another site, safely and measured.
+
+Switchover (the old primary answers): scale the target, fence the old primary,
+wait until the target applied everything, promote, repoint the others, rejoin the
+old primary as a replica, flip DNS, verify. Unplanned failover (the old primary
+is dead): the same without fencing and rejoining, and only when the replicas
+confirm they lost the primary too. Every action is idempotent, so running the
+command again after a crash finishes the job.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from drorch.engine.actions import compute, dns, http, mysql
+from drorch.engine.run import Progress, Run, StepResult
+from drorch.errors import DrorchError, OperationFailed, RefusedForSafety
+from drorch.providers.estate import Estate
+from drorch.providers.mysql.client import MySQLClient, ServerState
+
+CATCH_UP_TIMEOUT = 30.0
+VERIFY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class FailoverResult:
+    run_id: str
+    status: str
+    from_site: str
+    to_site: str
+    kind: str
+    rto_seconds: float | None
+    rpo_seconds: float | None
+    lost_transactions: int | None
+    steps: list[StepResult]
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "status": self.status, "from": self.from_site, "to": self.to_site,
+            "kind": self.kind, "rto_seconds": self.rto_seconds, "rpo_seconds": self.rpo_seconds,
+            "lost_transactions": self.lost_transactions, "notes": self.notes,
+            "steps": [
+                {"name": s.name, "status": s.status, "duration_seconds": round(s.duration_seconds, 3),
+                 "detail": s.detail, "error": s.error}
+                for s in self.steps
+            ],
+        }
+
+
+def _snapshot(dbs: dict[str, MySQLClient]) -> dict[str, ServerState | None]:
+    states: dict[str, ServerState | None] = {}
+    for site, db in dbs.items():
+        try:
+            states[site] = db.state() if db.ping() else None
+        except Exception:
+            states[site] = None
+    return states
+
+
+def _site_at(estate: Estate, host: str, port: int) -> str | None:
+    return next((name for name, site in estate.config.sites.items()
+                 if site.mysql.host == host and site.mysql.port == port), None)
+
+
+def _current_primary(estate: Estate, states: dict[str, ServerState | None]) -> str:
+    writable = [site for site, state in states.items() if state is not None and not state.read_only]
+    if len(writable) > 1:
+        raise RefusedForSafety(f"more than one writable database ({', '.join(writable)}): split-brain; "
+                               "fence all but one by hand (SET GLOBAL read_only=ON) and run again")
+    if writable:
+        return writable[0]
+    sources = {_site_at(estate, s.replica.source_host, s.replica.source_port)
+               for s in states.values() if s is not None and s.replica is not None}
+    sources.discard(None)
+    if len(sources) == 1:
+        return str(sources.pop())
+    return estate.config.primary_site
+
+
+def _semi_sync_partner(estate: Estate, site: str) -> str | None:
+    for a, b in estate.config.data.mysql.semi_sync:
+        if site in (a, b):
+            return b if site == a else a
+    return None
+
+
+def _confirm_primary_lost(estate: Estate, old: str, states: dict[str, ServerState | None]) -> None:
+    """Holistic detection: refuse if any replica still receives from the primary we cannot reach."""
+    old_mysql = estate.config.site(old).mysql
+    for site, state in states.items():
+        if state is None or state.replica is None or site == old:
+            continue
+        r = state.replica
+        if (r.source_host, r.source_port) == (old_mysql.host, old_mysql.port) and r.io_running:
+            raise RefusedForSafety(
+                f"drorch cannot reach {old}'s database, but {site} still replicates from it: "
+                f"a network partition, not a dead primary; {old} may still take writes. "
+                f"Check the network or fence {old} first"
+            )
+
+
+def failover(estate: Estate, to: str, progress: Progress | None = None) -> FailoverResult:
+    """Move the primary role and the service name to ``to``."""
+    config = estate.config
+    config.site(to)
+    dbs = {site: estate.mysql(site) for site in config.sites}
+    states = _snapshot(dbs)
+    old = _current_primary(estate, states)
+    if states[to] is None:
+        raise RefusedForSafety(f"{to}'s database does not answer: it cannot become primary")
+    run = Run(progress)
+    if old == to:
+        return _finish(estate, run, old, to, "already-primary", lost=0, notes=[f"{to} was already primary"])
+    planned = states[old] is not None
+    if not planned:
+        _confirm_primary_lost(estate, old, states)
+    replica_user = config.data.mysql.replication_user
+    repl_password = estate.replication_password()
+    target = config.site(to).mysql
+    partner = _semi_sync_partner(estate, to)
+    run.step(f"scale {to} compute to active", lambda: compute.scale_to_active(estate, to))
+    fenced_gtid = ""
+    if planned:
+        fenced_gtid = run.step(f"fence {old} database", lambda: _fence(dbs[old]))["binlog_gtid"]
+    else:
+        run.skip(f"fence {old} database", "unreachable (confirmed by the replicas)")
+    try:
+        catch_up_to = fenced_gtid or mysql.received_gtid(dbs[to])
+        run.step(f"wait until {to} applied all it received",
+                 lambda: _wait(dbs[to], catch_up_to))
+        partner_alive = partner is not None and states.get(partner) is not None
+        run.step(f"promote {to} database", lambda: _promote(dbs[to], partner_alive))
+    except DrorchError:
+        if planned:
+            run.step(f"rollback: unfence {old} database", lambda: _unfence(dbs[old]))
+            return _result(run, "rolled_back", old, to, "switchover", None, None, notes=["promotion did not happen"])
+        raise
+    for site, state in states.items():
+        if site in (old, to):
+            continue
+        if state is None:
+            run.skip(f"repoint {site} to {to}", "unreachable; repoint it when it is back")
+            continue
+        run.step(f"repoint {site} to {to}", functools.partial(
+            _follow, dbs[site], target.host, target.port, replica_user, repl_password, site == partner))
+    if planned:
+        run.step(f"rejoin {old} as replica of {to}", lambda: _follow(
+            dbs[old], target.host, target.port, replica_user, repl_password, old == partner))
+    run.step(f"point DNS at {to}", lambda: {"changed": dns.point_to(estate, to, old)})
+    lost = mysql.missing_transactions(dbs[to], fenced_gtid) if planned else None
+    return _finish(estate, run, old, to, "switchover" if planned else "failover", lost=lost)
+
+
+def _finish(estate: Estate, run: Run, old: str, to: str, kind: str, lost: int | None,
+            notes: list[str] | None = None) -> FailoverResult:
+    if kind == "already-primary":
+        run.step(f"point DNS at {to}", lambda: {"changed": dns.point_to(estate, to, None)})
+    run.step(f"verify {to} serves through DNS",
+             lambda: {"waited_seconds": http.wait_serving(estate, to, VERIFY_TIMEOUT)})
+    rto = run.elapsed()
+    rpo = 0.0 if lost == 0 else None
+    all_notes = list(notes or [])
+    if lost is None:
+        all_notes.append("RPO unknown: the old primary was unreachable, so its last transactions cannot be compared")
+    elif lost:
+        raise OperationFailed(f"{to} lacks {lost} transaction(s) of {old} after the switchover")
+    return _result(run, "succeeded", old, to, kind, rto, rpo, lost, all_notes)
+
+
+def _result(run: Run, status: str, old: str, to: str, kind: str, rto: float | None, rpo: float | None,
+            lost: int | None = None, notes: list[str] | None = None) -> FailoverResult:
+    return FailoverResult(run.run_id, status, old, to, kind, None if rto is None else round(rto, 3), rpo, lost,
+                          list(run.steps), notes or [])
+
+
+def _fence(db: MySQLClient) -> dict[str, Any]:
+    result = mysql.fence(db)
+    return {"binlog_gtid": result.binlog_gtid, "killed_sessions": result.killed_sessions}
+
+
+def _unfence(db: MySQLClient) -> dict[str, Any]:
+    db.execute(*db.flavor.unfence_sql())
+    return {}
+
+
+def _wait(db: MySQLClient, gtid: str) -> dict[str, Any]:
+    mysql.wait_applied(db, gtid, CATCH_UP_TIMEOUT)
+    return {"gtid": gtid}
+
+
+def _promote(db: MySQLClient, semi_sync_source: bool) -> dict[str, Any]:
+    mysql.promote(db, semi_sync_source)
+    return {"semi_sync_source": semi_sync_source}
+
+
+def _follow(db: MySQLClient, host: str, port: int, user: str, password: str, semi_sync: bool) -> dict[str, Any]:
+    mysql.follow(db, host, port, user, password, semi_sync)
+    return {"source": f"{host}:{port}", "semi_sync": semi_sync}

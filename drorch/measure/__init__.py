@@ -1,0 +1,1 @@
+"""Measuring what happened: client-observed outage and lost acknowledged writes."""

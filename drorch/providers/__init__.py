@@ -1,0 +1,1 @@
+"""Thin, typed wrappers over each cloud service and database drorch talks to."""

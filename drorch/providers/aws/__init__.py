@@ -1,0 +1,1 @@
+"""AWS services drorch uses, each a thin typed wrapper over boto3."""

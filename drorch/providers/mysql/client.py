@@ -1,0 +1,145 @@
+"""A small MySQL/MariaDB client for drorch's own administrative work.
+
+Each call opens a short-lived connection with tight timeouts: during an outage a
+hung socket to a dying primary must cost seconds, not minutes, and a fresh
+connection never carries session state from an earlier step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ssl
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from drorch.providers import retry
+from drorch.providers.mysql.flavor import FLAVORS, Flavor, ReplicaStatus, Statement
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """Where a server listens and how drorch logs in (the password is kept out of repr)."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    password: str
+    flavor_name: str = "mariadb"
+    connect_timeout: float = 2.0
+    tls: str = "preferred"
+
+    def __repr__(self) -> str:
+        return f"ServerAddress({self.name} {self.user}@{self.host}:{self.port})"
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """An immutable snapshot of one server, taken in one connection."""
+
+    name: str
+    read_only: bool
+    executed_gtid: str
+    binlog_gtid: str
+    replica: ReplicaStatus | None
+    semi_sync_source_on: bool
+    semi_sync_source_active: bool
+
+
+@functools.cache
+def _verifying_context() -> ssl.SSLContext:
+    """Built once: loading the CA bundle costs ~50 ms, too much for every short-lived connection."""
+    return ssl.create_default_context()
+
+
+def _tls_options(mode: str) -> dict[str, Any]:
+    if mode == "disabled":
+        return {"ssl_disabled": True}
+    if mode == "required":
+        return {"ssl": _verifying_context()}
+    return {}
+
+
+class MySQLClient:
+    def __init__(self, address: ServerAddress) -> None:
+        self.address = address
+        self.flavor: Flavor = FLAVORS[address.flavor_name]
+
+    @contextlib.contextmanager
+    def connection(self, read_timeout: float = 10.0) -> Iterator[pymysql.connections.Connection[Any]]:
+        conn = pymysql.connect(
+            host=self.address.host,
+            port=self.address.port,
+            user=self.address.user,
+            password=self.address.password,
+            connect_timeout=self.address.connect_timeout,
+            read_timeout=read_timeout,
+            write_timeout=read_timeout,
+            autocommit=True,
+            cursorclass=pymysql.cursors.DictCursor,
+            **_tls_options(self.address.tls),
+        )
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def query(self, sql: str, args: tuple[Any, ...] = (), read_timeout: float = 10.0) -> list[dict[str, Any]]:
+        def run() -> list[dict[str, Any]]:
+            with self.connection(read_timeout) as conn, conn.cursor() as cur:
+                cur.execute(sql, args)
+                return list(cur.fetchall())
+
+        return retry.call(run)
+
+    def execute(self, *statements: str | Statement) -> None:
+        """Run statements in order on one connection (retried as a whole: each must be idempotent)."""
+
+        def run() -> None:
+            with self.connection() as conn, conn.cursor() as cur:
+                for statement in statements:
+                    sql, args = (statement, ()) if isinstance(statement, str) else statement
+                    cur.execute(sql, args)
+
+        retry.call(run)
+
+    def ping(self) -> bool:
+        """True when the server answers right now (no retries: this is a probe)."""
+        try:
+            with self.connection(read_timeout=self.address.connect_timeout) as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except pymysql.MySQLError:
+            return False
+
+    def state(self) -> ServerState:
+        def run() -> ServerState:
+            with self.connection() as conn, conn.cursor() as cur:
+                cur.execute(self.flavor.state_sql())
+                row = cur.fetchone() or {}
+                cur.execute(self.flavor.replica_status_sql())
+                replica_row = cur.fetchone()
+                cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%%_status'")
+                status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
+                cur.execute("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%%_enabled'")
+                variables = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
+            source_on = any(k.startswith(("rpl_semi_sync_master", "rpl_semi_sync_source")) and v == "ON"
+                            for k, v in variables.items())
+            source_active = any(k.startswith(("rpl_semi_sync_master", "rpl_semi_sync_source")) and v == "ON"
+                                for k, v in status.items())
+            return ServerState(
+                name=self.address.name,
+                read_only=bool(int(row.get("ro", 0))),
+                executed_gtid=str(row.get("cur") or ""),
+                binlog_gtid=str(row.get("bin") or ""),
+                replica=self.flavor.parse_replica_status(replica_row) if replica_row else None,
+                semi_sync_source_on=source_on,
+                semi_sync_source_active=source_active,
+            )
+
+        return retry.call(run)

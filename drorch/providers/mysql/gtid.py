@@ -1,0 +1,44 @@
+"""MariaDB GTID positions (``domain-server-seq`` lists) and their comparison.
+
+A position holds the last sequence number seen per replication domain; one
+position covers another when it is at least as far in every domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GtidPosition:
+    """Per-domain (server_id, seq) of the last transaction, as MariaDB reports it."""
+
+    domains: tuple[tuple[int, int, int], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | None) -> GtidPosition:
+        if not text or not text.strip():
+            return cls()
+        items: list[tuple[int, int, int]] = []
+        for part in text.replace("\n", "").split(","):
+            domain, server, seq = (int(value) for value in part.strip().split("-"))
+            items.append((domain, server, seq))
+        return cls(tuple(sorted(items)))
+
+    def seq(self, domain: int) -> int:
+        return next((seq for dom, _server, seq in self.domains if dom == domain), 0)
+
+    def covers(self, other: GtidPosition) -> bool:
+        """True when every transaction in ``other`` is included in this position."""
+        return all(self.seq(domain) >= seq for domain, _server, seq in other.domains)
+
+    def missing_from(self, other: GtidPosition) -> int:
+        """How many transactions of ``other`` this position has not got (per-domain seq gaps)."""
+        return sum(max(0, seq - self.seq(domain)) for domain, _server, seq in other.domains)
+
+    def sort_key(self) -> tuple[int, ...]:
+        """Orders positions by total progress; used to pick the most advanced replica."""
+        return (sum(seq for _d, _s, seq in self.domains),)
+
+    def __str__(self) -> str:
+        return ",".join(f"{d}-{s}-{q}" for d, s, q in self.domains)

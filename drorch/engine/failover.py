@@ -88,17 +88,20 @@ def _semi_sync_partner(estate: Estate, site: str) -> str | None:
 
 
 def _confirm_primary_lost(estate: Estate, old: str, states: dict[str, ServerState | None]) -> None:
-    """Holistic detection: refuse if any replica still receives from the primary we cannot reach."""
-    old_mysql = estate.config.site(old).mysql
+    """Holistic detection: the replicas must agree the primary is gone.
+
+    Fails closed: a replica whose IO thread still runs against a source drorch
+    cannot reach (whatever address it uses for it) means a partition, not a death.
+    """
     for site, state in states.items():
-        if state is None or state.replica is None or site == old:
+        if state is None or state.replica is None or site == old or not state.replica.io_running:
             continue
-        r = state.replica
-        if (r.source_host, r.source_port) == (old_mysql.host, old_mysql.port) and r.io_running:
+        source = _site_at(estate, state.replica.source_host, state.replica.source_port)
+        if source is None or states.get(source) is None:
             raise RefusedForSafety(
-                f"drorch cannot reach {old}'s database, but {site} still replicates from it: "
-                f"a network partition, not a dead primary; {old} may still take writes. "
-                f"Check the network or fence {old} first"
+                f"drorch cannot reach {old}'s database, but {site} still replicates from "
+                f"{state.replica.source_host}:{state.replica.source_port}: a network partition, not a dead "
+                f"primary; {old} may still take writes. Check the network or fence {old} first"
             )
 
 

@@ -60,7 +60,7 @@ def call(fn: Callable[[], T], *, attempts: int = 4, deadline_seconds: float = 20
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient),
         stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(deadline_seconds),
-        wait=tenacity.wait_exponential_jitter(initial=0.1, max=2.0),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1),
         reraise=True,
     )
     return retrying(fn)

@@ -1,0 +1,53 @@
+"""Helpers for tests on the lab: waiting with a bound, reading roles, restoring the home topology."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from drorch.engine.failover import failover
+from drorch.lab import chaos
+from drorch.lab.control import Lab
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.1) -> T:
+    """Poll ``check`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s (last value: {last!r})")
+
+
+def writable_sites(lab: Lab) -> list[str]:
+    """Sites whose database answers and accepts writes."""
+    found = []
+    for site in lab.state.sites:
+        db = lab.admin(site)
+        if db.ping() and not db.state().read_only:
+            found.append(site)
+    return found
+
+
+def restore_home(lab: Lab) -> None:
+    """Bring the lab back to seoul primary with tokyo and nhn replicating from it."""
+    chaos.heal(lab)
+    estate = lab.estate
+    primaries = writable_sites(lab)
+    assert len(primaries) <= 1, f"split-brain in the lab: {primaries}"
+    if primaries and primaries[0] != "seoul":
+        current = estate.config.site(primaries[0]).mysql
+        seoul = lab.admin("seoul")
+        if seoul.state().replica is None:
+            from drorch.engine.actions.mysql import follow
+
+            follow(seoul, current.host, current.port, "repl", estate.replication_password(), semi_sync=True)
+    result = failover(estate, "seoul")
+    assert result.status == "succeeded", result
+    assert writable_sites(lab) == ["seoul"]

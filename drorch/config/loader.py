@@ -25,6 +25,17 @@ _HINTS = {
     "missing": "required field: add it",
     "union_tag_invalid": "set 'kind' to one of the listed values",
     "union_tag_not_found": "add a 'kind' field",
+    "int_parsing": "write a whole number, without quotes",
+    "int_type": "write a whole number, without quotes",
+    "float_parsing": "write a number, without quotes",
+    "string_type": "write text (quote it if YAML reads it as a number or boolean)",
+    "bool_parsing": "write true or false",
+    "literal_error": "use one of the values listed",
+    "greater_than": "raise the value",
+    "greater_than_equal": "raise the value",
+    "less_than": "lower the value",
+    "dict_type": "write a mapping of keys; secrets are {file: PATH} or {env: VARIABLE}, never the value itself",
+    "list_type": "write a list",
 }
 
 
@@ -44,12 +55,22 @@ def _describe(error: Any) -> str:
     return f"{message} ({hint})" if hint else message
 
 
-_TAGGED_UNIONS = {"provider", "compute"}
+_UNION_TAGS = {"provider": {"aws", "openstack"}, "compute": {"eks", "ecs", "openstack"}}
+
+
+def _is_union_tag(loc: tuple[Any, ...], index: int) -> bool:
+    """Whether ``loc[index]`` is a discriminator pydantic inserted under ``sites.NAME.provider|compute``."""
+    return (
+        index == 3
+        and loc[0] == "sites"
+        and loc[2] in _UNION_TAGS
+        and loc[index] in _UNION_TAGS[loc[2]]
+    )
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> FieldPath:
-    """Drop pydantic's discriminator tags (``provider.aws.region`` -> ``provider.region``)."""
-    return tuple(part for index, part in enumerate(loc) if index == 0 or loc[index - 1] not in _TAGGED_UNIONS)
+    """Drop pydantic's discriminator tags (``sites.x.provider.aws.region`` -> ``sites.x.provider.region``)."""
+    return tuple(part for index, part in enumerate(loc) if not _is_union_tag(loc, index))
 
 
 def _reference_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:

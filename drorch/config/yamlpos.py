@@ -26,13 +26,29 @@ def _walk(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int]) -> None
             _walk(item, (*path, index), lines)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: YAML would silently keep the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    f"while reading the mapping that starts on line {node.start_mark.line + 1}", node.start_mark,
+                    f"key '{key}' appears twice (first on line {seen[key]}): keep one", key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_with_lines(text: str) -> tuple[Any, dict[FieldPath, int]]:
-    """Parse YAML text; return the data and a field-path -> line map."""
+    """Parse YAML text; return the data and a field-path -> line map. Duplicate keys are errors."""
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     lines: dict[FieldPath, int] = {}
     if node is not None:
         _walk(node, (), lines)
-    return yaml.safe_load(text), lines
+    return yaml.load(text, Loader=_StrictLoader), lines
 
 
 def line_of(path: FieldPath, lines: dict[FieldPath, int]) -> int | None:

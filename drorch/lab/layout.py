@@ -7,7 +7,8 @@ from pathlib import Path
 
 MARKER = ".drorch-lab"
 
-SITE_IPS = {"seoul": "127.10.0.1", "tokyo": "127.10.0.2", "nhn": "127.10.0.3"}
+SITES = ("seoul", "tokyo", "nhn")
+SITE_HOSTS = {"seoul": 1, "tokyo": 2, "nhn": 3}  # last octet inside the lab's own 127.X.Y.0/24
 SITE_REGIONS = {"seoul": "ap-northeast-2", "tokyo": "ap-northeast-1", "nhn": None}
 SERVER_IDS = {"seoul": 1, "tokyo": 2, "nhn": 3}
 HOME_PRIMARY = "seoul"

@@ -18,9 +18,9 @@ from typing import Any
 
 from drorch.errors import InvalidInput, OperationFailed
 from drorch.lab import files, mariadb, processes
-from drorch.lab.layout import HOME_PRIMARY, MARKER, SITE_IPS, LabLayout
+from drorch.lab.layout import HOME_PRIMARY, MARKER, SITE_HOSTS, SITES, LabLayout
 from drorch.lab.mariadb import Accounts
-from drorch.lab.ports import free_port, wait_listening
+from drorch.lab.ports import free_lab_subnet, free_port, wait_listening
 from drorch.lab.state import LabState, SiteState
 
 START_TIMEOUT = 60.0
@@ -61,25 +61,12 @@ def _check_dir(layout: LabLayout) -> None:
         raise InvalidInput(f"--dir {root}: not writable ({exc.strerror}); choose a writable directory") from None
 
 
-def _common_free_port(ips: list[str]) -> int:
-    """A port that is free on every site address (clients reach any site on the same port)."""
-    import socket
-
-    for _ in range(50):
-        port = free_port(ips[0])
-        try:
-            for ip in ips[1:]:
-                with socket.socket() as sock:
-                    sock.bind((ip, port))
-            return port
-        except OSError:
-            continue
-    raise OperationFailed("no TCP port is free on all lab site addresses")
-
-
-def _choose_ports(sites: list[str]) -> tuple[dict[str, SiteState], int, int]:
-    app_port = _common_free_port([SITE_IPS[s] for s in sites])
-    site_states = {s: SiteState(ip=SITE_IPS[s], app_port=app_port, mysql_port=free_port(SITE_IPS[s])) for s in sites}
+def _choose_ports() -> tuple[dict[str, SiteState], int, int]:
+    subnet = free_lab_subnet()
+    ips = {site: f"{subnet}.{SITE_HOSTS[site]}" for site in SITES}
+    # Clients reach every site on the same port after resolving the name, so the app port is common.
+    app_port = free_port(ips["seoul"], also_on=(ips["tokyo"], ips["nhn"]))
+    site_states = {s: SiteState(ip=ip, app_port=app_port, mysql_port=free_port(ip)) for s, ip in ips.items()}
     return site_states, free_port(), free_port()
 
 
@@ -97,8 +84,8 @@ def _seed(site_states: dict[str, SiteState]) -> dict[str, Any]:
 
 
 def _start_all(layout: LabLayout, accounts: Accounts, os_password: str) -> LabState:
-    sites = list(SITE_IPS)
-    site_states, aws_port, os_port = _choose_ports(sites)
+    sites = list(SITES)
+    site_states, aws_port, os_port = _choose_ports()
     template = mariadb.build_template(layout, accounts)
     started: dict[str, processes.Tracked] = {}
     for site in sites:

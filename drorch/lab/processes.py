@@ -68,6 +68,8 @@ def is_alive(item: Tracked) -> bool:
         return False
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
+    if not cmdline:  # a process still inside exec() shows no arguments for a moment
+        return True
     return tuple(part.decode() for part in cmdline.split(b"\0") if part) == item.argv
 
 

@@ -44,15 +44,22 @@ class GroundTruth:
     outages: tuple[OutageWindow, ...]
     lost_refs: tuple[str, ...]
     sites: dict[str, int]
+    log_end: float
+
+    @property
+    def recovered(self) -> bool:
+        """False when writes were still failing when the log ended."""
+        return all(w.end is not None for w in self.outages)
 
     @property
     def longest_outage_seconds(self) -> float:
-        return max((w.seconds or 0.0 for w in self.outages), default=0.0)
+        """The longest outage; one that never ended counts until the end of the log (at least that long)."""
+        return max(((w.end if w.end is not None else self.log_end) - w.start for w in self.outages), default=0.0)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "attempted": self.attempted, "acknowledged": self.acknowledged, "failed": self.failed,
-            "outage_seconds": round(self.longest_outage_seconds, 3),
+            "outage_seconds": round(self.longest_outage_seconds, 3), "recovered": self.recovered,
             "outages": [{"start": w.start, "end": w.end, "seconds": w.seconds} for w in self.outages],
             "lost_acknowledged_writes": len(self.lost_refs), "lost_refs": list(self.lost_refs[:20]),
             "acknowledged_by_site": self.sites,
@@ -71,23 +78,24 @@ def read_log(path: Path) -> list[WriteRecord]:
 
 
 def outages(records: Iterable[WriteRecord]) -> list[OutageWindow]:
-    """Windows from a failed write (sent time) to the next acknowledged one (ack time).
+    """Windows from a failed write (its send time) to the first acknowledgement of a write sent after it.
 
-    Writes run concurrently, so windows that overlap are merged: the client saw
-    one outage, with a few lucky writes inside it.
+    Writes run concurrently: each failure's window ends at the earliest ack among
+    later-sent writes (a slow success does not stretch it), and overlapping
+    windows merge, since the client saw one outage with a few lucky writes inside.
     """
-    raw: list[OutageWindow] = []
-    start: float | None = None
-    for record in sorted(records, key=lambda r: r.sent):
-        if not record.ok and start is None:
-            start = record.sent
-        elif record.ok and start is not None:
-            raw.append(OutageWindow(start, record.done))
-            start = None
-    if start is not None:
-        raw.append(OutageWindow(start, None))
+    ordered = sorted(records, key=lambda r: r.sent)
+    earliest_ack_after: list[float | None] = [None] * (len(ordered) + 1)
+    for index in range(len(ordered) - 1, -1, -1):
+        later = earliest_ack_after[index + 1]
+        record = ordered[index]
+        own = record.done if record.ok else None
+        earliest_ack_after[index] = own if later is None else (later if own is None else min(own, later))
     merged: list[OutageWindow] = []
-    for window in raw:
+    for index, record in enumerate(ordered):
+        if record.ok:
+            continue
+        window = OutageWindow(record.sent, earliest_ack_after[index + 1])
         last = merged[-1] if merged else None
         if last is not None and (last.end is None or window.start <= last.end):
             end = None if last.end is None or window.end is None else max(last.end, window.end)
@@ -104,4 +112,6 @@ def analyse(records: list[WriteRecord], present_refs: set[str]) -> GroundTruth:
     for r in acked:
         sites[r.site or "?"] = sites.get(r.site or "?", 0) + 1
     lost = tuple(r.client_ref for r in acked if r.client_ref not in present_refs)
-    return GroundTruth(len(records), len(acked), len(records) - len(acked), tuple(outages(records)), lost, sites)
+    log_end = max((r.done for r in records), default=0.0)
+    return GroundTruth(len(records), len(acked), len(records) - len(acked), tuple(outages(records)), lost, sites,
+                       log_end)

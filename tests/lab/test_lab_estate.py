@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import stat
 import time
@@ -45,8 +46,8 @@ def test_write_on_seoul_reaches_tokyo_and_nhn(lab: Lab) -> None:
     ref = f"repl-{uuid.uuid4().hex[:8]}"
     lab.admin("seoul").execute(("INSERT INTO shop.orders (client_ref, site) VALUES (%s, 'seoul')", (ref,)))
     for site in ("tokyo", "nhn"):
-        db = lab.admin(site)
-        wait_for(lambda db=db: db.query("SELECT id FROM shop.orders WHERE client_ref = %s", (ref,)), timeout=10)
+        query = functools.partial(lab.admin(site).query, "SELECT id FROM shop.orders WHERE client_ref = %s", (ref,))
+        wait_for(query, timeout=10)
 
 
 def test_roles_semi_sync_and_gtid_replication(lab: Lab) -> None:

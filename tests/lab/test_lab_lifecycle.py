@@ -67,11 +67,14 @@ def test_down_and_status_outside_a_lab_are_invalid(tmp_path: Path) -> None:
     assert _drorch("lab", "status", "--dir", str(tmp_path)).returncode == 2
 
 
+SUBNET = "127.201.7"
+
+
 @pytest.fixture()
 def taken_port() -> Iterator[int]:
     """A port on seoul's lab address that something else already listens on."""
     with socket.socket() as sock:
-        sock.bind(("127.10.0.1", free_port("127.10.0.1")))
+        sock.bind((f"{SUBNET}.1", free_port(f"{SUBNET}.1")))
         sock.listen()
         yield sock.getsockname()[1]
 
@@ -81,11 +84,13 @@ def test_port_taken_at_start_is_retried_and_down_leaves_no_process(
 ) -> None:
     handed_out: list[int] = []
 
-    def first_port_is_taken(host: str = "127.0.0.1") -> int:
-        port = taken_port if not handed_out else free_port(host)
+    def first_port_is_taken(host: str = "127.0.0.1", also_on: tuple[str, ...] = ()) -> int:
+        """Hands out the taken port first, as if another program grabbed it between choice and bind."""
+        port = taken_port if not handed_out else free_port(host, also_on)
         handed_out.append(port)
         return port
 
+    monkeypatch.setattr(lifecycle, "free_lab_subnet", lambda: SUBNET)
     monkeypatch.setattr(lifecycle, "free_port", first_port_is_taken)
     root = tmp_path / "lab"
     try:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from drorch.errors import OperationFailed
 from drorch.providers.mysql.client import MySQLClient
-from drorch.providers.mysql.gtid import GtidPosition
+from drorch.providers.mysql.gtid import GtidPosition, count_gtid_set
 
 _KEEP_COMMANDS = {"Binlog Dump", "Binlog Dump GTID", "Daemon", "Slave_IO", "Slave_SQL", "Slave_worker"}
 
@@ -95,5 +95,9 @@ def follow(db: MySQLClient, source_host: str, source_port: int, user: str, passw
 
 def missing_transactions(new_primary: MySQLClient, old_binlog_gtid: str) -> int:
     """How many of the old primary's transactions the new primary lacks."""
+    statement = new_primary.flavor.missing_gtid_sql(old_binlog_gtid)
+    if statement is not None:
+        rows = new_primary.query(*statement)
+        return count_gtid_set(rows[0]["missing"] if rows else "")
     have = GtidPosition.parse(new_primary.state().executed_gtid)
     return have.missing_from(GtidPosition.parse(old_binlog_gtid))

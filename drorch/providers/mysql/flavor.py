@@ -41,6 +41,7 @@ class Flavor(Protocol):
     def wait_for_gtid_sql(self, gtid: str, timeout_seconds: float) -> Statement: ...
     def semi_sync_sql(self, source: bool, replica: bool) -> list[str]: ...
     def adopt_position_sql(self) -> list[str]: ...
+    def missing_gtid_sql(self, old_gtid: str) -> Statement | None: ...
 
 
 def _running(value: Any) -> bool:
@@ -101,6 +102,10 @@ class MariaDB:
         """Start replicating after everything this server already has (a former primary's own writes too)."""
         return ["SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos"]
 
+    def missing_gtid_sql(self, old_gtid: str) -> Statement | None:
+        """MariaDB has no GTID set arithmetic in SQL: positions are compared per domain instead."""
+        return None
+
     def semi_sync_sql(self, source: bool, replica: bool) -> list[str]:
         on = {True: "ON", False: "OFF"}
         return [
@@ -159,6 +164,9 @@ class MySQL8:
     def adopt_position_sql(self) -> list[str]:
         """Auto-positioning already starts from gtid_executed: nothing to do."""
         return []
+
+    def missing_gtid_sql(self, old_gtid: str) -> Statement | None:
+        return "SELECT GTID_SUBTRACT(%s, @@GLOBAL.gtid_executed) AS missing", (old_gtid,)
 
     def semi_sync_sql(self, source: bool, replica: bool) -> list[str]:
         on = {True: "ON", False: "OFF"}

@@ -42,3 +42,15 @@ class GtidPosition:
 
     def __str__(self) -> str:
         return ",".join(f"{d}-{s}-{q}" for d, s, q in self.domains)
+
+
+def count_gtid_set(text: str | None) -> int:
+    """Number of transactions in a MySQL GTID set such as ``uuid:1-5:7,uuid2:3``."""
+    total = 0
+    for member in (text or "").replace("\n", "").split(","):
+        if not member.strip():
+            continue
+        for interval in member.strip().split(":")[1:]:
+            first, _, last = interval.partition("-")
+            total += int(last or first) - int(first) + 1
+    return total

@@ -61,10 +61,13 @@ def status(dir: Path = DirOption, output: Output = OutputOption) -> None:
 
     items = lifecycle.status(dir)
     if output == Output.json:
-        emit_json({"processes": [{"name": s.name, "pid": s.pid, "alive": s.alive} for s in items]})
+        emit_json({"processes": [{"name": s.name, "pid": s.pid, "alive": s.alive, "endpoint": s.endpoint}
+                                 for s in items]})
         return
+    if not items:
+        print("the lab is not running")
     for item in items:
-        print(f"{item.name:16} pid {item.pid:7}  {'running' if item.alive else 'STOPPED'}")
+        print(f"{item.name:16} pid {item.pid:7}  {'running' if item.alive else 'STOPPED':8} {item.endpoint}")
 
 
 @app.command()

@@ -8,9 +8,12 @@ changes which database is primary — that is drorch's job, not the lab's.
 
 from __future__ import annotations
 
-from drorch.errors import InvalidInput
+from collections.abc import Callable
+
+from drorch.errors import InvalidInput, OperationFailed
 from drorch.lab import mariadb, processes
 from drorch.lab.control import Lab
+from drorch.lab.ports import wait_listening
 
 START_TIMEOUT = 30.0
 
@@ -37,15 +40,19 @@ def kill_db(lab: Lab, site: str) -> bool:
     return was_alive
 
 
-def start_db(lab: Lab, site: str) -> bool:
-    """Start the site's MariaDB again (read-only, as every lab server starts). Returns whether it started."""
-    name = f"mariadb-{_site(lab, site)}"
+def _start_again(lab: Lab, name: str, wait_ready: Callable[[processes.Tracked], None]) -> bool:
+    """Start a stopped lab process with its recorded command line; False when it already runs."""
     item = _tracked(lab, name)
     if processes.is_alive(item):
         return False
-    started = processes.start(lab.layout.run, lab.layout.logs, name, list(item.argv))
-    mariadb.wait_ready(lab.admin(site), started, START_TIMEOUT)
+    wait_ready(processes.start(lab.layout.run, lab.layout.logs, name, list(item.argv)))
     return True
+
+
+def start_db(lab: Lab, site: str) -> bool:
+    """Start the site's MariaDB again (read-only, as every lab server starts). Returns whether it started."""
+    db = lab.admin(_site(lab, site))
+    return _start_again(lab, f"mariadb-{site}", lambda started: mariadb.wait_ready(db, started, START_TIMEOUT))
 
 
 def stop_app(lab: Lab, site: str) -> bool:
@@ -54,17 +61,13 @@ def stop_app(lab: Lab, site: str) -> bool:
 
 
 def start_app(lab: Lab, site: str) -> bool:
-    from drorch.lab.ports import wait_listening
+    s = lab.state.sites[_site(lab, site)]
 
-    name = f"app-{_site(lab, site)}"
-    item = _tracked(lab, name)
-    if processes.is_alive(item):
-        return False
-    started = processes.start(lab.layout.run, lab.layout.logs, name, list(item.argv))
-    s = lab.state.sites[site]
-    if not wait_listening(s.ip, s.app_port, START_TIMEOUT, lambda: processes.is_alive(started)):
-        raise InvalidInput(f"{name} did not start; see {lab.layout.logs / (name + '.log')}")
-    return True
+    def wait_ready(started: processes.Tracked) -> None:
+        if not wait_listening(s.ip, s.app_port, START_TIMEOUT, lambda: processes.is_alive(started)):
+            raise OperationFailed(f"app-{site} did not start; see {lab.layout.logs / f'app-{site}.log'}")
+
+    return _start_again(lab, f"app-{site}", wait_ready)
 
 
 def delay_replica(lab: Lab, site: str, seconds: int) -> None:
@@ -74,7 +77,7 @@ def delay_replica(lab: Lab, site: str, seconds: int) -> None:
     db = lab.admin(_site(lab, site))
     if db.state().replica is None:
         raise InvalidInput(f"{site} is not a replica now, so it cannot be delayed")
-    db.execute("STOP SLAVE SQL_THREAD", f"CHANGE MASTER TO MASTER_DELAY={int(seconds)}", "START SLAVE SQL_THREAD")
+    db.execute("STOP SLAVE", f"CHANGE MASTER TO MASTER_DELAY={int(seconds)}", "START SLAVE")
 
 
 def heal(lab: Lab) -> list[str]:

@@ -41,6 +41,7 @@ class ProcessStatus:
     name: str
     pid: int
     alive: bool
+    endpoint: str = ""
 
 
 def _check_dir(layout: LabLayout) -> None:
@@ -205,8 +206,23 @@ def down(root: Path) -> list[ProcessStatus]:
     return _stop_all(layout)
 
 
+def _endpoint(state: LabState | None, name: str) -> str:
+    """Where a lab process serves, for people reading ``lab status``."""
+    if state is None:
+        return ""
+    kind, _, site = name.partition("-")
+    if kind == "app" and site in state.sites:
+        return state.app_url(site)
+    if kind == "mariadb" and site in state.sites:
+        return f"mysql://{state.sites[site].ip}:{state.sites[site].mysql_port}"
+    return {"aws": state.aws_endpoint, "openstack": state.openstack_auth_url}.get(name, "")
+
+
 def status(root: Path) -> list[ProcessStatus]:
+    """Every process the lab started, whether it runs, and where it serves."""
     layout = LabLayout(root.resolve())
     if not layout.marker.exists():
         raise InvalidInput(f"--dir {root}: no drorch lab here (no {MARKER}); pass the directory given to `lab up`")
-    return [ProcessStatus(item.name, item.pid, processes.is_alive(item)) for item in processes.tracked_all(layout.run)]
+    state = LabState.load(layout.state) if layout.state.exists() else None
+    return [ProcessStatus(item.name, item.pid, processes.is_alive(item), _endpoint(state, item.name))
+            for item in processes.tracked_all(layout.run)]

@@ -433,36 +433,26 @@ def test_duplicate_key_is_rejected(estate: Path) -> None:
 # --- reference errors -----------------------------------------------------------------------------------------
 
 
-def test_unknown_site_in_dns_sites(estate: Path) -> None:
-    text = edit(VALID_YAML, "    nhn:\n      set_identifier: nhn", "    nhm:\n      set_identifier: nhn")
+@pytest.mark.parametrize(
+    ("old", "new", "field", "line_marker", "message"),
+    [
+        ("    nhn:\n      set_identifier: nhn", "    nhm:\n      set_identifier: nhn", "dns.sites.nhm", "nhm:",
+         "unknown site 'nhm' (known: nhn, seoul, tokyo)"),
+        ("      nhn: seoul\n", "      osaka: seoul\n", "data.mysql.replicates_from.osaka", "osaka: seoul",
+         "unknown site 'osaka'"),
+        ("      nhn: seoul\n", "      nhn: seol\n", "data.mysql.replicates_from.nhn", "nhn: seol",
+         "unknown site 'seol' (known: nhn, seoul, tokyo)"),
+        ("      - [seoul, tokyo]\n", "      - [seoul, tokyo]\n      - [seoul, tokio]\n", "data.mysql.semi_sync.1",
+         "[seoul, tokio]", "unknown site 'tokio'"),
+    ],
+    ids=["dns-sites", "replica", "source", "semi-sync"],
+)
+def test_unknown_site_reference(estate: Path, old: str, new: str, field: str, line_marker: str, message: str) -> None:
+    text = edit(VALID_YAML, old, new)
     problem = only_problem(write(estate, text))
-    assert problem.field == "dns.sites.nhm"
-    assert problem.line == line_no(text, "nhm:")
-    assert "unknown site 'nhm'" in problem.message and "(known: nhn, seoul, tokyo)" in problem.message
-
-
-def test_unknown_replica_in_replicates_from(estate: Path) -> None:
-    text = edit(VALID_YAML, "      nhn: seoul\n", "      osaka: seoul\n")
-    problem = only_problem(write(estate, text))
-    assert problem.field == "data.mysql.replicates_from.osaka"
-    assert problem.line == line_no(text, "osaka: seoul")
-    assert "unknown site 'osaka'" in problem.message
-
-
-def test_unknown_source_in_replicates_from(estate: Path) -> None:
-    text = edit(VALID_YAML, "      nhn: seoul\n", "      nhn: seol\n")
-    problem = only_problem(write(estate, text))
-    assert problem.field == "data.mysql.replicates_from.nhn"
-    assert problem.line == line_no(text, "nhn: seol")
-    assert "unknown site 'seol'" in problem.message and "known: nhn, seoul, tokyo" in problem.message
-
-
-def test_unknown_site_in_semi_sync(estate: Path) -> None:
-    text = edit(VALID_YAML, "      - [seoul, tokyo]\n", "      - [seoul, tokyo]\n      - [seoul, tokio]\n")
-    problem = only_problem(write(estate, text))
-    assert problem.field == "data.mysql.semi_sync.1"
-    assert problem.line == line_no(text, "[seoul, tokio]")
-    assert "unknown site 'tokio'" in problem.message
+    assert problem.field == field
+    assert problem.line == line_no(text, line_marker)
+    assert message in problem.message
 
 
 def test_two_primaries(estate: Path) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import stat
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import openstack
 import yaml
@@ -155,3 +158,55 @@ def test_second_lab_up_reports_the_running_lab(lab: Lab) -> None:
     result = lifecycle.up(lab.layout.root)
     assert result.already_running
     assert result.state.sites == lab.state.sites
+
+
+def test_delay_replica_and_heal(lab: Lab) -> None:
+    try:
+        chaos.delay_replica(lab, "tokyo", 3)
+        ref = f"delay-{uuid.uuid4().hex[:8]}"
+        lab.admin("seoul").execute(("INSERT INTO shop.orders (client_ref, site) VALUES (%s, 'seoul')", (ref,)))
+        query = "SELECT id FROM shop.orders WHERE client_ref = %s"
+        wait_for(functools.partial(lab.admin("nhn").query, query, (ref,)), timeout=10)
+        assert lab.admin("tokyo").query(query, (ref,)) == []  # nhn has it, tokyo applies it late
+        assert "removed tokyo replica delay" in chaos.heal(lab)
+        wait_for(functools.partial(lab.admin("tokyo").query, query, (ref,)), timeout=10)
+    finally:
+        chaos.delay_replica(lab, "tokyo", 0)
+
+
+def test_heal_restarts_a_killed_replica_and_status_shows_where_things_run(lab: Lab) -> None:
+    assert chaos.kill_db(lab, "nhn") is True
+    statuses = {s.name: s for s in lifecycle.status(lab.layout.root)}
+    assert statuses["mariadb-nhn"].alive is False and statuses["mariadb-seoul"].alive is True
+    assert statuses["app-tokyo"].endpoint == lab.state.app_url("tokyo")
+    assert "started nhn database" in chaos.heal(lab)
+    nhn = lab.admin("nhn")
+    assert nhn.state().read_only  # every lab server comes back read-only
+    wait_for(lambda: (r := nhn.state().replica) is not None and r.io_running and r.sql_running, timeout=20)
+    assert all(s.alive for s in lifecycle.status(lab.layout.root))
+
+
+def test_chaos_and_load_cli_reject_bad_input(lab: Lab, tmp_path: Path) -> None:
+    def drorch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "drorch.cli", *args, "--dir", str(lab.layout.root)],
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    unknown = drorch("lab", "chaos", "kill-db", "osaka")
+    assert unknown.returncode == 2 and "unknown site 'osaka'" in unknown.stderr
+    assert drorch("lab", "chaos", "explode", "seoul").returncode == 2
+    assert drorch("lab", "chaos", "kill-db").returncode == 2
+    assert drorch("lab", "load", "--rate", "0", "--out", str(tmp_path / "x.jsonl")).returncode == 2
+    assert all(s.alive for s in lifecycle.status(lab.layout.root))
+
+
+def test_load_cli_reports_ground_truth(lab: Lab, tmp_path: Path) -> None:
+    out = tmp_path / "load.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "drorch.cli", "lab", "load", "--dir", str(lab.layout.root), "--rate", "20",
+         "--duration", "1", "--out", str(out), "--output", "json"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["attempted"] == 20 and report["acknowledged"] == 20
+    assert report["lost_acknowledged_writes"] == 0 and report["acknowledged_by_site"] == {"seoul": 20}
+    assert len(out.read_text().splitlines()) == 20

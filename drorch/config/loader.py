@@ -87,6 +87,13 @@ def _reference_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
             yield ("data", "mysql", "replicates_from", replica), f"unknown site '{replica}' (known: {known})"
         if source not in sites:
             yield ("data", "mysql", "replicates_from", replica), f"unknown site '{source}' (known: {known})"
+    for name, site in config.sites.items():
+        if site.vpn is not None and site.vpn.aws_site is not None:
+            target = config.sites.get(site.vpn.aws_site)
+            if target is None:
+                yield ("sites", name, "vpn", "aws_site"), f"unknown site '{site.vpn.aws_site}' (known: {known})"
+            elif target.provider.kind != "aws":
+                yield ("sites", name, "vpn", "aws_site"), f"site '{site.vpn.aws_site}' is not on AWS"
     for index, pair in enumerate(config.data.mysql.semi_sync):
         for name in pair:
             if name not in sites:

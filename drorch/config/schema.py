@@ -82,6 +82,7 @@ class EcsCompute(Model):
 class OpenStackCompute(Model):
     kind: Literal["openstack"]
     servers: list[str]
+    load_balancer: str | None = None
     nks_cluster: str | None = None
     nks_nodegroup: str | None = None
     nks_active_count: int | None = Field(default=None, gt=0)
@@ -107,12 +108,29 @@ class App(Model):
     health_path: str = "/healthz"
 
 
+class DynamoDBSite(Model):
+    tables: list[str] = Field(default_factory=list, description="tables this site serves")
+    probe_table: str | None = Field(default=None, description="table for drorch's RPO probe items")
+
+
+class Vpn(Model):
+    """The VPN a site's data path depends on: the AWS side and/or the strongSwan side."""
+
+    aws_site: str | None = Field(default=None, description="AWS site whose account holds the VPN connection")
+    aws_connection_id: str | None = None
+    vici_socket: Path | None = None
+    ike_sa: str | None = None
+    tunnels: list[str] = Field(default_factory=list, description="CHILD_SA names (one per tunnel)")
+
+
 class Site(Model):
     role: Literal["primary", "standby"]
     provider: Provider
     app: App
     mysql: MySQLEndpoint
     compute: Compute | None = None
+    dynamodb: DynamoDBSite | None = None
+    vpn: Vpn | None = None
 
 
 class DnsSiteRecord(Model):
@@ -141,8 +159,26 @@ class MySQLTopology(Model):
     replication_password: SecretRef
 
 
+class Heartbeat(Model):
+    """pt-heartbeat's idea at finer grain: a row written on the primary, read on every replica."""
+
+    table: str = Field(default="drorch.heartbeat", pattern=r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
+    interval_seconds: float = Field(default=0.25, ge=0.01, le=60)
+
+
 class Data(Model):
     mysql: MySQLTopology
+    heartbeat: Heartbeat = Heartbeat()
+
+
+class Detection(Model):
+    interval_seconds: float = Field(default=1.0, gt=0, le=300)
+    failure_threshold: int = Field(default=3, ge=1, le=100)
+    probe_timeout_seconds: float = Field(default=0.8, gt=0, le=60)
+
+
+class Metrics(Model):
+    listen: str = Field(default="127.0.0.1:9464", pattern=r"^[^:\s]+:\d{1,5}$", description="host:port")
 
 
 class State(Model):
@@ -157,6 +193,8 @@ class Config(Model):
     dns: Dns
     data: Data
     state: State = State()
+    detection: Detection = Detection()
+    metrics: Metrics = Metrics()
     source_path: Path | None = Field(default=None, exclude=True)
 
     @property

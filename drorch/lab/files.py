@@ -76,8 +76,14 @@ def config_document(state: LabState) -> dict[str, Any]:
         "seoul": {"kind": "eks", "cluster": "eks-prod", "nodegroups": {"app-nodes": 4}},
         "tokyo": {"kind": "ecs", "cluster": "dr-ecs-cluster", "service": "dr-fargate-service",
                   "warm_count": 1, "active_count": 4},
-        "nhn": {"kind": "openstack", "servers": ["nhn-app-1", "nhn-app-2"], "nks_cluster": "nks-prod",
+        "nhn": {"kind": "openstack", "servers": ["nhn-app-1", "nhn-app-2"], "load_balancer": "nhn-app-lb",
+                "nks_cluster": "nks-prod",
                 "nks_nodegroup": "default-worker", "nks_active_count": 3},
+    }
+    extras: dict[str, dict[str, Any]] = {
+        "seoul": {"dynamodb": {"tables": ["orders", "products-table"], "probe_table": "dr-rpo-probe"}},
+        "tokyo": {"dynamodb": {"tables": ["dr-orders-table", "dr-products-table"], "probe_table": "dr-rpo-probe"}},
+        "nhn": {"vpn": {"aws_site": HOME_PRIMARY, "aws_connection_id": ready["vpn_connection_id"]}},
     }
     sites: dict[str, Any] = {}
     for name in state.sites:
@@ -90,6 +96,7 @@ def config_document(state: LabState) -> dict[str, Any]:
             "app": {"url": state.app_url(name)},
             "mysql": _mysql(state, name),
             "compute": compute[name],
+            **extras.get(name, {}),
         }
     return {
         "service": "shop",
@@ -114,9 +121,12 @@ def config_document(state: LabState) -> dict[str, Any]:
                 "semi_sync": [[HOME_PRIMARY, SEMI_SYNC_REPLICA]],
                 "replication_user": "repl",
                 "replication_password": {"file": "secrets/repl.password"},
-            }
+            },
+            "heartbeat": {"table": "drorch.heartbeat", "interval_seconds": 0.25},
         },
         "state": {"backend": "sqlite", "path": "state/drorch.db"},
+        "detection": {"interval_seconds": 1.0, "failure_threshold": 3, "probe_timeout_seconds": 0.8},
+        "metrics": {"listen": f"127.0.0.1:{state.metrics_port}"},
     }
 
 

@@ -127,7 +127,7 @@ def _start_all(layout: LabLayout, accounts: Accounts, os_password: str) -> LabSt
             site_states[name[4:]].ip, site_states[name[4:]].app_port)
         if not wait_listening(host, port, START_TIMEOUT, functools.partial(processes.is_alive, started[name])):
             raise OperationFailed(f"lab process {name} did not start; see {layout.logs / (name + '.log')}")
-    return LabState(site_states, aws_port, os_port, aws_ready,
+    return LabState(site_states, aws_port, os_port, aws_ready, metrics_port=free_port(),
                     commands={name: list(item.argv) for name, item in started.items()})
 
 

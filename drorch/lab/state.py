@@ -25,6 +25,7 @@ class LabState:
     aws_port: int
     openstack_port: int
     aws_ready: dict[str, Any]
+    metrics_port: int
     commands: dict[str, list[str]] = field(default_factory=dict)
 
     @property

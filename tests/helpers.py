@@ -50,4 +50,6 @@ def restore_home(lab: Lab) -> None:
             follow(seoul, current.host, current.port, "repl", estate.replication_password(), semi_sync=True)
     result = failover(estate, "seoul")
     assert result.status == "succeeded", result
+    for site in ("tokyo", "nhn"):
+        lab.admin(site).execute("START SLAVE")  # a test may have stopped it; a no-op when running
     assert writable_sites(lab) == ["seoul"]

@@ -116,6 +116,11 @@ def failover(estate: Estate, to: str, progress: Progress | None = None) -> Failo
         raise RefusedForSafety(f"{to}'s database does not answer: it cannot become primary")
     run = Run(progress)
     if old == to:
+        to_state = states[to]
+        if to_state is not None and to_state.read_only:  # e.g. restarted after a crash: servers come back fenced
+            partner = _semi_sync_partner(estate, to)
+            run.step(f"make {to} database writable again",
+                     lambda: _promote(dbs[to], partner is not None and states.get(partner) is not None))
         return _finish(estate, run, old, to, "already-primary", lost=0, notes=[f"{to} was already primary"])
     planned = states[old] is not None
     if not planned:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from drorch.data.heartbeat import create_table_sql
 from drorch.errors import InvalidInput, OperationFailed
 from drorch.lab import processes
 from drorch.lab.layout import SEMI_SYNC_REPLICA, SERVER_IDS, LabLayout
@@ -67,6 +68,7 @@ CREATE TABLE shop.orders (
 CREATE USER 'app'@'%' IDENTIFIED BY '{accounts.app}';
 GRANT SELECT, INSERT, UPDATE, DELETE ON shop.* TO 'app'@'%';
 CREATE DATABASE drorch;
+{create_table_sql("drorch.heartbeat")};
 CREATE USER 'drorch'@'%' IDENTIFIED BY '{accounts.drorch}';
 GRANT {DRORCH_GRANTS} ON *.* TO 'drorch'@'%';
 GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON drorch.* TO 'drorch'@'%';

@@ -52,7 +52,22 @@ def is_transient(exc: BaseException) -> bool:
         return bool(exc.args) and exc.args[0] in _TRANSIENT_MYSQL_ERRNOS
     if isinstance(exc, requests.ConnectionError | requests.Timeout):
         return True
-    return isinstance(exc, TimeoutError | ConnectionError)
+    return _openstack_transient(exc) or isinstance(exc, TimeoutError | ConnectionError)
+
+
+def _openstack_transient(exc: BaseException) -> bool:
+    import keystoneauth1.exceptions as keystone
+    import openstack.exceptions as sdk
+
+    if isinstance(exc, keystone.RetriableConnectionFailure):
+        return True
+    if isinstance(exc, keystone.HttpError):
+        status = exc.http_status or 0
+        return status >= 500 or status == 429
+    if isinstance(exc, sdk.HttpException):
+        status = exc.status_code or 0
+        return status >= 500 or status == 429
+    return False
 
 
 def call(fn: Callable[[], T], *, attempts: int = 4, deadline_seconds: float = 20.0) -> T:

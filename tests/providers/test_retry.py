@@ -134,3 +134,16 @@ def test_call_really_waits_between_attempts() -> None:
     assert retry.call(once_refused) == "ok"
     assert len(attempts) == 2
     assert 0.1 <= time.monotonic() - started < 1.5
+
+
+def test_openstack_errors_transient_only_for_server_side_and_connection_failures() -> None:
+    import keystoneauth1.exceptions as keystone
+    import openstack.exceptions as sdk
+
+    from drorch.providers.retry import is_transient
+
+    assert is_transient(keystone.ConnectFailure("refused"))
+    assert is_transient(keystone.HttpError(http_status=503))
+    assert is_transient(sdk.HttpException(message="throttled", http_status=429))
+    assert not is_transient(keystone.Unauthorized(http_status=401))
+    assert not is_transient(sdk.HttpException(message="bad request", http_status=400))

@@ -89,13 +89,17 @@ class MySQLClient:
         finally:
             conn.close()
 
-    def query(self, sql: str, args: tuple[Any, ...] = (), read_timeout: float = 10.0) -> list[dict[str, Any]]:
+    def query(
+        self, sql: str, args: tuple[Any, ...] = (), read_timeout: float = 10.0, attempts: int = 4
+    ) -> list[dict[str, Any]]:
+        """Run one query; probes pass ``attempts=1`` so that a failure counts instead of being retried away."""
+
         def run() -> list[dict[str, Any]]:
             with self.connection(read_timeout) as conn, conn.cursor() as cur:
                 cur.execute(sql, args)
                 return list(cur.fetchall())
 
-        return retry.call(run)
+        return retry.call(run, attempts=attempts)
 
     def execute(self, *statements: str | Statement) -> None:
         """Run statements in order on one connection (retried as a whole: each must be idempotent)."""
@@ -117,9 +121,9 @@ class MySQLClient:
         except pymysql.MySQLError:
             return False
 
-    def state(self) -> ServerState:
+    def state(self, attempts: int = 4, read_timeout: float = 10.0) -> ServerState:
         def run() -> ServerState:
-            with self.connection() as conn, conn.cursor() as cur:
+            with self.connection(read_timeout) as conn, conn.cursor() as cur:
                 cur.execute(self.flavor.state_sql())
                 row = cur.fetchone() or {}
                 cur.execute(self.flavor.replica_status_sql())
@@ -142,4 +146,4 @@ class MySQLClient:
                 semi_sync_source_active=source_active,
             )
 
-        return retry.call(run)
+        return retry.call(run, attempts=attempts)

@@ -1,0 +1,1 @@
+"""State replication: MySQL heartbeats and topology, DynamoDB probe items."""

@@ -1,0 +1,102 @@
+"""The metrics drorch exports, and how one probe round updates them.
+
+A dedicated registry (not the process-global default) keeps the exported set
+exactly what is documented here, and lets tests build as many as they like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+
+from drorch.config.schema import Config
+from drorch.probes.detector import Verdicts
+from drorch.probes.readiness import Readiness
+from drorch.probes.result import Snapshot
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry
+    site_up: Gauge
+    probe_success: Gauge
+    probe_duration: Histogram
+    replication_lag: Gauge
+    replication_running: Gauge
+    semi_sync_active: Gauge
+    vpn_tunnel_up: Gauge
+    dns_active_site: Gauge
+    standby_ready: Gauge
+    objective: Gauge
+
+
+def create(config: Config) -> Metrics:
+    registry = CollectorRegistry(auto_describe=True)
+
+    def gauge(name: str, doc: str, labels: tuple[str, ...]) -> Gauge:
+        return Gauge(name, doc, labels, registry=registry)
+
+    metrics = Metrics(
+        registry=registry,
+        site_up=gauge("drorch_site_up", "1 when the detector judges the site up (app and database)", ("site",)),
+        probe_success=gauge("drorch_probe_success", "1 when the last probe succeeded", ("site", "probe")),
+        probe_duration=Histogram("drorch_probe_duration_seconds", "time one probe took", ("probe",),
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=registry),
+        replication_lag=gauge("drorch_replication_lag_seconds",
+                              "heartbeat lag: now minus the newest heartbeat the replica holds",
+                              ("store", "source", "replica")),
+        replication_running=gauge("drorch_replication_running", "1 when both replication threads run", ("replica",)),
+        semi_sync_active=gauge("drorch_semi_sync_active", "1 while the primary replicates semi-synchronously",
+                               ("site",)),
+        vpn_tunnel_up=gauge("drorch_vpn_tunnel_up", "1 when the VPN tunnel is up", ("site", "tunnel")),
+        dns_active_site=gauge("drorch_dns_active_site", "1 for the site the PRIMARY record serves",
+                              ("record", "site")),
+        standby_ready=gauge("drorch_standby_ready", "1 when the standby could take over now", ("site",)),
+        objective=gauge("drorch_objective_seconds", "the configured objectives", ("objective",)),
+    )
+    metrics.objective.labels("rto").set(config.objectives.rto_seconds)
+    metrics.objective.labels("rpo").set(config.objectives.rpo_seconds)
+    return metrics
+
+
+def update(metrics: Metrics, config: Config, snapshot: Snapshot, verdicts: Verdicts,
+           readiness: dict[str, Readiness]) -> None:
+    """Reflect one round in the metrics."""
+    for result in snapshot.results:
+        metrics.probe_success.labels(result.site, result.probe).set(1 if result.ok else 0)
+        metrics.probe_duration.labels(result.probe).observe(result.latency_seconds)
+    for site, verdict in verdicts.sites.items():
+        metrics.site_up.labels(site).set(1 if verdict.up else 0)
+    primary = verdicts.primary
+    for site in config.sites:
+        database = snapshot.get(site, "database")
+        if site == primary:
+            active = database is not None and database.ok and database.detail.get("semi_sync_source_active")
+            metrics.semi_sync_active.labels(site).set(1 if active else 0)
+            continue
+        running = database is not None and database.ok and database.detail.get("io_running") and \
+            database.detail.get("sql_running")
+        metrics.replication_running.labels(site).set(1 if running else 0)
+        if database is not None and database.ok and database.value is not None:
+            metrics.replication_lag.labels("mysql", primary, site).set(database.value)
+        ready = readiness.get(site)
+        metrics.standby_ready.labels(site).set(1 if ready is not None and ready.ready else 0)
+    for site in config.sites:
+        _update_dynamodb(metrics, snapshot, site)
+        vpn = snapshot.get(site, "vpn")
+        if vpn is not None:
+            for tunnel, state in vpn.detail.get("tunnels", {}).items():
+                metrics.vpn_tunnel_up.labels(site, tunnel).set(1 if state == "UP" else 0)
+    dns = snapshot.get("*", "dns")
+    if dns is not None and dns.ok:
+        for site in config.dns.sites:
+            metrics.dns_active_site.labels(config.dns.record, site).set(1 if dns.detail.get("primary") == site else 0)
+
+
+def _update_dynamodb(metrics: Metrics, snapshot: Snapshot, site: str) -> None:
+    result = snapshot.get(site, "dynamodb")
+    if result is None or not result.ok:
+        return
+    for source_region, lag in result.detail.get("probe_lag", {}).items():
+        metrics.replication_lag.labels("dynamodb", source_region, site).set(lag)

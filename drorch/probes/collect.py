@@ -1,0 +1,68 @@
+"""One probe round over the whole estate, run concurrently with a deadline.
+
+A probe that has not answered by the deadline counts as failed for this round:
+a hung connection to a dying site must not delay the verdict on the others.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
+
+from drorch.probes import app, compute, database, dns, dynamodb, vpn
+from drorch.probes.result import ProbeResult, Snapshot
+from drorch.providers.estate import Estate
+
+ProbeCall = Callable[[], ProbeResult | None]
+# (site, probe) -> True to drop that probe this round: how tests and benchmarks inject transport faults.
+FaultInjector = Callable[[str, str], bool]
+
+
+def probe_calls(estate: Estate) -> list[tuple[str, str, ProbeCall]]:
+    """Every probe of the estate, as (site, probe name, call); ``*`` is the estate-wide DNS probe."""
+    calls: list[tuple[str, str, ProbeCall]] = [("*", "dns", partial(dns.probe, estate))]
+    for site in estate.config.sites:
+        calls += [
+            (site, "app", partial(app.probe, estate.config, site)),
+            (site, "database", partial(database.probe, estate, site)),
+            (site, "compute", partial(compute.probe, estate, site)),
+            (site, "vpn", partial(vpn.probe, estate, site)),
+            (site, "dynamodb", partial(dynamodb.probe, estate, site)),
+        ]
+    return calls
+
+
+class Collector:
+    """Runs probe rounds on a shared thread pool."""
+
+    def __init__(self, estate: Estate, fault: FaultInjector | None = None, round_timeout: float | None = None):
+        self.estate = estate
+        self._fault = fault
+        detection = estate.config.detection
+        self._timeout = round_timeout or max(3 * detection.probe_timeout_seconds, detection.interval_seconds)
+        self._calls = probe_calls(estate)
+        self._pool = ThreadPoolExecutor(max_workers=min(32, len(self._calls) * 2), thread_name_prefix="probe")
+
+    def round(self) -> Snapshot:
+        started = time.time()
+        futures: dict[Future[ProbeResult | None], tuple[str, str]] = {}
+        results: list[ProbeResult] = []
+        for site, name, call in self._calls:
+            if self._fault is not None and self._fault(site, name):
+                results.append(ProbeResult(site, name, False, None, 0.0, {}, "injected fault: probe lost"))
+                continue
+            futures[self._pool.submit(call)] = (site, name)
+        done, pending = wait(futures, timeout=self._timeout)
+        for future in done:
+            result = future.result()
+            if result is not None:
+                results.append(result)
+        for future in pending:
+            site, name = futures[future]
+            results.append(ProbeResult(site, name, False, None, self._timeout, {}, "timed out"))
+        return Snapshot(started, tuple(sorted(results, key=lambda r: (r.site, r.probe))))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

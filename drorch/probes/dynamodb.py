@@ -1,0 +1,32 @@
+"""DynamoDB tables of a site: status, and the age of other regions' probe items seen here."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from drorch.config.schema import AwsProvider
+from drorch.probes.result import ProbeResult, timed
+from drorch.providers.aws import dynamodb
+from drorch.providers.estate import Estate
+
+
+def probe(estate: Estate, site: str) -> ProbeResult | None:
+    config = estate.config.site(site)
+    if config.dynamodb is None or not isinstance(config.provider, AwsProvider):
+        return None
+    tables, probe_table, region = config.dynamodb.tables, config.dynamodb.probe_table, config.provider.region
+
+    def measure() -> tuple[bool, float | None, dict[str, Any]]:
+        client = estate.aws(site, "dynamodb")
+        statuses = {name: dynamodb.table_status(client, name).status for name in tables}
+        lags: dict[str, float] = {}
+        if probe_table is not None:
+            now = time.time()
+            for writer, item in dynamodb.latest_probes(client, probe_table).items():
+                if writer != region:
+                    lags[writer] = max(0.0, now - item.written_at)
+        worst = max(lags.values()) if lags else None
+        return all(s == "ACTIVE" for s in statuses.values()), worst, {"tables": statuses, "probe_lag": lags}
+
+    return timed(site, "dynamodb", measure)

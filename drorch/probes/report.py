@@ -1,0 +1,91 @@
+"""``drorch status``: one probe round turned into a report for people and scripts.
+
+When no heartbeat writer runs (``drorch serve`` is not running), status runs one
+itself for the duration of the round, so the lag it shows is measured now, with
+the same resolution as under ``serve``, rather than the age of a heartbeat from
+long ago.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from drorch.data import heartbeat
+from drorch.probes.collect import Collector
+from drorch.probes.detector import site_healthy, writable_sites
+from drorch.probes.readiness import Readiness, assess
+from drorch.probes.result import Snapshot
+from drorch.providers.estate import Estate
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    snapshot: Snapshot
+    primary: str | None
+    writable: tuple[str, ...]
+    readiness: dict[str, Readiness]
+
+    def to_json(self, estate: Estate) -> dict[str, Any]:
+        config = estate.config
+        dns = self.snapshot.get("*", "dns")
+        return {
+            "at": self.snapshot.at,
+            "service": config.service,
+            "objectives": {"rto_seconds": config.objectives.rto_seconds, "rpo_seconds": config.objectives.rpo_seconds},
+            "primary": self.primary,
+            "writable": list(self.writable),
+            "dns": dns.detail if dns is not None and dns.ok else {"error": dns.error if dns else "not probed"},
+            "sites": {
+                site: {
+                    "configured_role": config.site(site).role,
+                    "healthy": site_healthy(self.snapshot, site),
+                    "probes": {r.probe: {"ok": r.ok, "value": r.value, "latency_seconds": round(r.latency_seconds, 4),
+                                         "detail": r.detail, "error": r.error}
+                               for r in self.snapshot.for_site(site)},
+                    "readiness": (None if site not in self.readiness else
+                                  {"ready": self.readiness[site].ready, "reasons": list(self.readiness[site].reasons)}),
+                }
+                for site in config.sites
+            },
+        }
+
+
+def _primary_without_heartbeats(estate: Estate) -> str | None:
+    """The single writable site, when its newest heartbeat is stale (nobody is writing them)."""
+    config = estate.config
+    table, interval = config.data.heartbeat.table, config.data.heartbeat.interval_seconds
+    for site in config.sites:
+        db = estate.mysql(site)
+        try:
+            if db.state(attempts=1, read_timeout=2.0).read_only:
+                continue
+            beat = heartbeat.newest(db, table)
+        except Exception:  # an unreachable server is reported by the probe round itself
+            continue
+        return site if beat is None or time.time() - beat.written_at > 3 * interval else None
+    return None
+
+
+def status(estate: Estate) -> StatusReport:
+    config = estate.config
+    writer = None
+    primary_site = _primary_without_heartbeats(estate)
+    if primary_site is not None:
+        interval = config.data.heartbeat.interval_seconds
+        writer = heartbeat.Writer(estate.mysql, lambda: primary_site, config.data.heartbeat.table, interval)
+        writer.start()
+        time.sleep(interval * 1.5)
+    collector = Collector(estate)
+    try:
+        snapshot = collector.round()
+    finally:
+        collector.close()
+        estate.close()
+        if writer is not None:
+            writer.stop()
+    writable = writable_sites(snapshot, list(estate.config.sites))
+    primary = writable[0] if len(writable) == 1 else None
+    readiness = assess(estate.config, snapshot, primary) if primary else {}
+    return StatusReport(snapshot, primary, tuple(writable), readiness)

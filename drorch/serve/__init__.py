@@ -1,0 +1,1 @@
+"""``drorch serve``: the long-running controller loop."""

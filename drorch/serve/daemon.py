@@ -1,0 +1,79 @@
+"""The controller loop: probe, detect, assess readiness, export metrics, write heartbeats.
+
+Probe rounds run at the detection interval; heartbeats run on their own, finer
+clock in a separate thread and go only to the one writable database (none while
+there are zero or two). Shutdown on a stop event is graceful: the current round
+finishes, threads are joined, the metrics server is closed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import start_http_server
+
+from drorch.config.schema import Config
+from drorch.data import heartbeat
+from drorch.metrics import registry
+from drorch.probes.collect import Collector, FaultInjector
+from drorch.probes.detector import Detector, Verdicts, writable_sites
+from drorch.probes.readiness import Readiness, assess
+from drorch.probes.result import Snapshot
+from drorch.providers.estate import Estate
+
+
+@dataclass(frozen=True)
+class Round:
+    snapshot: Snapshot
+    verdicts: Verdicts
+    readiness: dict[str, Readiness]
+
+
+OnRound = Callable[[Round], None]
+
+
+def _listen_address(config: Config) -> tuple[str, int]:
+    host, _, port = config.metrics.listen.rpartition(":")
+    return host, int(port)
+
+
+def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None,
+          fault: FaultInjector | None = None) -> None:
+    """Run until ``stop`` is set."""
+    estate = Estate(config)
+    metrics = registry.create(config)
+    host, port = _listen_address(config)
+    server, server_thread = start_http_server(port, addr=host, registry=metrics.registry)
+    collector = Collector(estate, fault=fault)
+    detector = Detector(config)
+    writable_now: list[str] = []
+    writer = heartbeat.Writer(estate.mysql, lambda: writable_now[0] if len(writable_now) == 1 else None,
+                              config.data.heartbeat.table, config.data.heartbeat.interval_seconds)
+    interval = config.detection.interval_seconds
+    try:
+        first = collector.round()
+        writable_now[:] = writable_sites(first, list(config.sites))
+        writer.start()
+        next_round = time.monotonic()
+        snapshot = first
+        while not stop.is_set():
+            verdicts = detector.observe(snapshot)
+            writable_now[:] = writable_sites(snapshot, list(config.sites))
+            readiness = assess(config, snapshot, verdicts.primary)
+            registry.update(metrics, config, snapshot, verdicts, readiness)
+            if on_round is not None:
+                on_round(Round(snapshot, verdicts, readiness))
+            next_round += interval
+            if stop.wait(max(0.0, next_round - time.monotonic())):
+                break
+            snapshot = collector.round()
+    finally:
+        writer.stop()
+        collector.close()
+        estate.close()
+        server.shutdown()
+        server.server_close()
+        server_thread.join(timeout=5)

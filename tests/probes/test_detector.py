@@ -1,0 +1,118 @@
+"""Detector and readiness logic on synthetic probe rounds: thresholds, hysteresis, holistic verdicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from drorch.config.schema import Config
+from drorch.probes.detector import Detector
+from drorch.probes.readiness import assess
+from drorch.probes.result import ProbeResult, Snapshot
+
+SITES = ("seoul", "tokyo", "nhn")
+PORTS = {"seoul": 3301, "tokyo": 3302, "nhn": 3303}
+
+
+@pytest.fixture()
+def config() -> Config:
+    def site(name: str) -> dict[str, Any]:
+        return {
+            "role": "primary" if name == "seoul" else "standby",
+            "provider": {"kind": "aws", "region": "ap-northeast-2"},
+            "app": {"url": f"http://{name}.example"},
+            "mysql": {"host": "10.0.0.1", "port": PORTS[name], "user": "drorch", "password": {"env": "X"}},
+        }
+
+    return Config.model_validate({
+        "service": "shop",
+        "objectives": {"rto_seconds": 30, "rpo_seconds": 1},
+        "sites": {name: site(name) for name in SITES},
+        "dns": {"provider": {"kind": "aws", "region": "us-east-1"}, "zone_id": "Z", "record": "app.example.",
+                "sites": {n: {"set_identifier": n, "value": n, "health_check_id": f"hc-{n}"} for n in SITES}},
+        "data": {"mysql": {"replicates_from": {"tokyo": "seoul", "nhn": "seoul"},
+                           "replication_password": {"env": "Y"}}},
+        "detection": {"interval_seconds": 1, "failure_threshold": 3},
+    })
+
+
+def db(site: str, *, ok: bool = True, writable: bool = False, io: bool = True, lag: float | None = 0.1,
+       source: str = "10.0.0.1:3301", gtid: str = "0-1-10") -> ProbeResult:
+    if not ok:
+        return ProbeResult(site, "database", False, None, 0.01, {}, "OperationalError: can't connect")
+    detail: dict[str, Any] = {"writable": writable, "executed_gtid": gtid, "semi_sync_source_active": writable}
+    if not writable:
+        detail.update(source=source, io_running=io, sql_running=True)
+    return ProbeResult(site, "database", True, None if writable else lag, 0.01, detail)
+
+
+def app(site: str, ok: bool = True) -> ProbeResult:
+    return ProbeResult(site, "app", ok, 0.01, 0.01, {}, None if ok else "ConnectionError")
+
+
+def round_(at: float, seoul_up: bool = True, replicas_io: bool = True) -> Snapshot:
+    return Snapshot(at, (
+        app("seoul", seoul_up), db("seoul", ok=seoul_up, writable=True),
+        app("tokyo"), db("tokyo", io=replicas_io), app("nhn"), db("nhn", io=replicas_io),
+    ))
+
+
+def test_site_is_down_only_after_threshold_consecutive_failures(config: Config) -> None:
+    detector = Detector(config)
+    assert detector.observe(round_(1)).sites["seoul"].up
+    assert detector.observe(round_(2, seoul_up=False)).sites["seoul"].up
+    assert detector.observe(round_(3, seoul_up=False)).sites["seoul"].up
+    verdict = detector.observe(round_(4, seoul_up=False)).sites["seoul"]
+    assert not verdict.up and verdict.since == 4
+
+
+def test_one_good_round_resets_the_count_and_recovery_needs_the_threshold_too(config: Config) -> None:
+    detector = Detector(config)
+    for at in (1, 2):
+        detector.observe(round_(at, seoul_up=False))
+    detector.observe(round_(3))  # one lost probe never flips a verdict, and a success resets the streak
+    for at in (4, 5):
+        assert detector.observe(round_(at, seoul_up=False)).sites["seoul"].up
+    assert not detector.observe(round_(6, seoul_up=False)).sites["seoul"].up
+    assert not detector.observe(round_(7)).sites["seoul"].up
+    assert not detector.observe(round_(8)).sites["seoul"].up
+    assert detector.observe(round_(9)).sites["seoul"].up
+
+
+def test_primary_dead_only_when_the_replicas_agree(config: Config) -> None:
+    detector = Detector(config)
+    detector.observe(round_(1))
+    verdicts = [detector.observe(round_(at, seoul_up=False, replicas_io=False)) for at in (2, 3, 4)]
+    assert [v.primary_database_dead for v in verdicts] == [False, False, True]
+    assert verdicts[-1].primary == "seoul"
+
+
+def test_partition_is_not_a_dead_primary(config: Config) -> None:
+    detector = Detector(config)
+    detector.observe(round_(1))
+    for at in (2, 3, 4, 5):
+        verdict = detector.observe(round_(at, seoul_up=False, replicas_io=True))
+    assert not verdict.primary_database_dead
+    assert "partition" in verdict.reason
+
+
+def test_readiness_lists_every_reason(config: Config) -> None:
+    snapshot = Snapshot(1, (
+        app("seoul"), db("seoul", writable=True, gtid="0-1-10"),
+        app("tokyo"), db("tokyo", lag=2.5),
+        app("nhn", ok=False), db("nhn", io=False, lag=None, gtid="0-1-10,1-3-2", source="10.0.0.1:3302"),
+    ))
+    ready = assess(config, snapshot, "seoul")
+    assert set(ready) == {"tokyo", "nhn"}
+    assert not ready["tokyo"].ready
+    assert ready["tokyo"].reasons == ("replication lag 2.50 s exceeds the RPO objective 1 s",)
+    reasons = " | ".join(ready["nhn"].reasons)
+    for expected in ("replication is not running", "replicates from 10.0.0.1:3302", "no heartbeat",
+                     "errant GTIDs not on the primary: 1-3-2", "application unhealthy"):
+        assert expected in reasons
+
+
+def test_a_healthy_caught_up_standby_is_ready(config: Config) -> None:
+    snapshot = Snapshot(1, (app("seoul"), db("seoul", writable=True), app("tokyo"), db("tokyo", lag=0.2)))
+    assert assess(config, snapshot, "seoul")["tokyo"].ready

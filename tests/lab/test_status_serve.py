@@ -160,3 +160,31 @@ def test_stopped_replication_lag_keeps_growing(serving: Serving) -> None:
     finally:
         nhn.execute("START SLAVE")
     wait_for(lambda: serving.value("drorch_replication_running", replica="nhn") == 1, timeout=10)
+
+
+def test_serve_cli_stops_gracefully_on_sigterm(lab: Lab) -> None:
+    import signal
+
+    restore_home(lab)
+    proc = subprocess.Popen([sys.executable, "-m", "drorch.cli", "serve", "--config", str(lab.layout.config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://{lab.config.metrics.listen}/metrics"
+
+        def scraped() -> bool:
+            try:
+                return "drorch_site_up" in requests.get(url, timeout=1).text
+            except requests.RequestException:
+                return False
+
+        wait_for(scraped, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+        _, stderr = proc.communicate(timeout=5)
+        assert "drorch serve: stopped" in stderr
+        with pytest.raises(requests.RequestException):
+            requests.get(url, timeout=1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)

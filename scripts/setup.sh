@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(mariadb-server mariadb-client python3-venv python3-pip iproute2 procps)
+APT_PACKAGES=(mariadb-server mariadb-client python3-venv python3-pip iproute2 procps
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins)
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()

@@ -23,6 +23,7 @@ def failover_command(
     from drorch.engine.failover import failover
     from drorch.errors import InvalidInput
     from drorch.providers.estate import Estate
+    from drorch.state.backends import open_journal
 
     cfg = load_config(find_config_path(config))
     cfg.site(to)
@@ -37,7 +38,7 @@ def failover_command(
         else:
             info(f"  {status:9} {name} ({seconds:.2f} s)")
 
-    result = failover(Estate(cfg), to, progress)
+    result = failover(Estate(cfg), to, progress, open_journal(cfg))
     if output == Output.json:
         emit_json(result.to_json())
     else:

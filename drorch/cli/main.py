@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from drorch.cli import failover, lab, status
+from drorch.cli import failover, lab, runs, status
 
 app = typer.Typer(
     help="drorch: multi-cloud disaster-recovery orchestrator (probe, replicate, fail over, measure).",
@@ -12,6 +12,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(lab.app, name="lab")
+app.add_typer(runs.app, name="runs")
 app.command(name="failover")(failover.failover_command)
 app.command(name="status")(status.status_command)
 app.command(name="serve")(status.serve_command)

@@ -19,6 +19,7 @@ from drorch.engine.run import Progress, Run, StepResult
 from drorch.errors import DrorchError, OperationFailed, RefusedForSafety
 from drorch.providers.estate import Estate
 from drorch.providers.mysql.client import MySQLClient, ServerState
+from drorch.state.journal import Journal
 
 CATCH_UP_TIMEOUT = 30.0
 VERIFY_TIMEOUT = 60.0
@@ -105,8 +106,9 @@ def _confirm_primary_lost(estate: Estate, old: str, states: dict[str, ServerStat
             )
 
 
-def failover(estate: Estate, to: str, progress: Progress | None = None) -> FailoverResult:
-    """Move the primary role and the service name to ``to``."""
+def failover(estate: Estate, to: str, progress: Progress | None = None,
+             journal: Journal | None = None) -> FailoverResult:
+    """Move the primary role and the service name to ``to``; journal every step when given a journal."""
     config = estate.config
     config.site(to)
     dbs = {site: estate.mysql(site) for site in config.sites}
@@ -114,7 +116,21 @@ def failover(estate: Estate, to: str, progress: Progress | None = None) -> Failo
     old = _current_primary(estate, states)
     if states[to] is None:
         raise RefusedForSafety(f"{to}'s database does not answer: it cannot become primary")
-    run = Run(progress)
+    run = Run("failover", {"from": old, "to": to}, progress, journal)
+    try:
+        result = _execute(estate, run, dbs, states, old, to)
+    except DrorchError as exc:
+        run.finish("failed", {"from": old, "to": to, "error": str(exc)})
+        raise
+    summary = result.to_json()
+    del summary["steps"]
+    run.finish(result.status, summary)
+    return result
+
+
+def _execute(estate: Estate, run: Run, dbs: dict[str, MySQLClient], states: dict[str, ServerState | None],
+             old: str, to: str) -> FailoverResult:
+    config = estate.config
     if old == to:
         to_state = states[to]
         if to_state is not None and to_state.read_only:  # e.g. restarted after a crash: servers come back fenced

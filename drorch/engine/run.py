@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drorch.errors import DrorchError, OperationFailed
+from drorch.state.journal import Journal, StepRecord
 
 Progress = Callable[[str, str, float], None]
 
@@ -27,35 +28,54 @@ class StepResult:
 
 
 class Run:
-    """Executes steps and records them; the first failed step stops the run."""
+    """Executes steps and records them; the first failed step stops the run.
 
-    def __init__(self, progress: Progress | None = None) -> None:
+    With a journal, each step is written before it starts and again when it ends,
+    so a controller killed mid-step leaves a record of exactly where it stopped.
+    """
+
+    def __init__(self, operation: str, summary: dict[str, Any], progress: Progress | None = None,
+                 journal: Journal | None = None) -> None:
         self.run_id = uuid.uuid4().hex[:12]
         self.started = time.monotonic()
         self.started_wall = time.time()
         self.steps: list[StepResult] = []
         self._progress = progress or (lambda name, status, seconds: None)
+        self._journal = journal
+        if journal is not None:
+            journal.start_run(self.run_id, operation, self.started_wall, summary)
 
     def step(self, name: str, action: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
         self._progress(name, "running", 0.0)
-        began = time.monotonic()
+        index, began_wall, began = len(self.steps), time.time(), time.monotonic()
+        if self._journal is not None:
+            self._journal.record_step(self.run_id, StepRecord(index, name, "running", began_wall))
         try:
             detail = action() or {}
         except DrorchError as exc:
-            self._record(StepResult(name, "failed", time.monotonic() - began, error=str(exc)))
+            self._record(StepResult(name, "failed", time.monotonic() - began, error=str(exc)), began_wall)
             raise
         except Exception as exc:  # a provider error: report it as this step's failure
-            self._record(StepResult(name, "failed", time.monotonic() - began, error=f"{type(exc).__name__}: {exc}"))
-            raise OperationFailed(f"step '{name}' failed: {type(exc).__name__}: {exc}") from exc
-        self._record(StepResult(name, "succeeded", time.monotonic() - began, detail))
+            error = f"{type(exc).__name__}: {exc}"
+            self._record(StepResult(name, "failed", time.monotonic() - began, error=error), began_wall)
+            raise OperationFailed(f"step '{name}' failed: {error}") from exc
+        self._record(StepResult(name, "succeeded", time.monotonic() - began, detail), began_wall)
         return detail
 
     def skip(self, name: str, reason: str) -> None:
-        self._record(StepResult(name, "skipped", 0.0, {"reason": reason}))
+        self._record(StepResult(name, "skipped", 0.0, {"reason": reason}), time.time())
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def _record(self, result: StepResult) -> None:
+    def finish(self, status: str, summary: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.finish_run(self.run_id, status, time.time(), summary)
+
+    def _record(self, result: StepResult, began_wall: float) -> None:
+        index = len(self.steps)
         self.steps.append(result)
+        if self._journal is not None:
+            self._journal.record_step(self.run_id, StepRecord(index, result.name, result.status, began_wall,
+                                                              result.duration_seconds, result.detail, result.error))
         self._progress(result.name, result.status, result.duration_seconds)

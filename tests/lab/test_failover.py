@@ -135,3 +135,19 @@ def test_cli_contract_exit_codes_and_json(home: Lab) -> None:
     assert {"run_id", "status", "from", "to", "rto_seconds", "rpo_seconds", "steps"} <= set(document)
     assert document["status"] == "succeeded" and document["to"] == "tokyo"
     assert all({"name", "status", "duration_seconds"} <= set(step) for step in document["steps"])
+
+
+def test_failover_cli_journals_every_step(home: Lab) -> None:
+    done = _drorch("failover", "--to", "tokyo", "--yes", "--output", "json", config=home.layout.config)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    shown = _drorch("runs", "show", run_id, "--output", "json", config=home.layout.config)
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert record["status"] == "succeeded" and record["summary"]["to"] == "tokyo"
+    assert [s["status"] for s in record["steps"]] == ["succeeded"] * len(record["steps"])
+    assert [s["name"] for s in record["steps"]] == [s["name"] for s in json.loads(done.stdout)["steps"]]
+    listed = _drorch("runs", "list", "--output", "json", config=home.layout.config)
+    assert run_id in [r["run_id"] for r in json.loads(listed.stdout)["runs"]]
+    for secret in home.layout.secrets.iterdir():
+        assert secret.read_text().strip() not in shown.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from drorch.cli import failover, lab, runs, status
+from drorch.cli import failover, lab, playbook, runs, status
 
 app = typer.Typer(
     help="drorch: multi-cloud disaster-recovery orchestrator (probe, replicate, fail over, measure).",
@@ -13,6 +13,7 @@ app = typer.Typer(
 )
 app.add_typer(lab.app, name="lab")
 app.add_typer(runs.app, name="runs")
+app.add_typer(playbook.app, name="playbook")
 app.command(name="failover")(failover.failover_command)
 app.command(name="status")(status.status_command)
 app.command(name="serve")(status.serve_command)

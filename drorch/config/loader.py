@@ -15,29 +15,10 @@ import yaml
 from pydantic import ValidationError
 
 from drorch.config.schema import Config, SecretRef
-from drorch.config.yamlpos import FieldPath, format_location, load_with_lines
+from drorch.config.yamlpos import FieldPath, describe_error, format_location, load_with_lines
 from drorch.errors import InvalidInput
 
 ENV_VAR = "DRORCH_CONFIG"
-
-_HINTS = {
-    "extra_forbidden": "unknown key: remove it or check its spelling against the README's config reference",
-    "missing": "required field: add it",
-    "union_tag_invalid": "set 'kind' to one of the listed values",
-    "union_tag_not_found": "add a 'kind' field",
-    "int_parsing": "write a whole number, without quotes",
-    "int_type": "write a whole number, without quotes",
-    "float_parsing": "write a number, without quotes",
-    "string_type": "write text (quote it if YAML reads it as a number or boolean)",
-    "bool_parsing": "write true or false",
-    "literal_error": "use one of the values listed",
-    "greater_than": "raise the value",
-    "greater_than_equal": "raise the value",
-    "less_than": "lower the value",
-    "dict_type": "write a mapping of keys; secrets are {file: PATH} or {env: VARIABLE}, never the value itself",
-    "list_type": "write a list",
-}
-
 
 def find_config_path(explicit: Path | None) -> Path:
     """``--config``, then ``$DRORCH_CONFIG``, then ``./drorch.yaml``."""
@@ -47,12 +28,6 @@ def find_config_path(explicit: Path | None) -> Path:
     if from_env:
         return Path(from_env)
     return Path("drorch.yaml")
-
-
-def _describe(error: Any) -> str:
-    message = str(error["msg"])
-    hint = _HINTS.get(str(error["type"]))
-    return f"{message} ({hint})" if hint else message
 
 
 _UNION_TAGS = {"provider": {"aws", "openstack"}, "compute": {"eks", "ecs", "openstack"}}
@@ -134,7 +109,7 @@ def load_config(path: Path) -> Config:
         config = Config.model_validate({**data, "source_path": path.resolve()})
     except ValidationError as exc:
         problems = [
-            f"{format_location(path, _clean_loc(tuple(err['loc'])), lines)}: {_describe(err)}"
+            f"{format_location(path, _clean_loc(tuple(err['loc'])), lines)}: {describe_error(err)}"
             for err in exc.errors()
         ]
         raise InvalidInput(f"{path}: {len(problems)} problem(s) in the config:", problems) from None

@@ -65,3 +65,29 @@ def format_location(file: Path, path: FieldPath, lines: dict[FieldPath, int]) ->
     where = f"{file}:{line}" if line else str(file)
     dotted = ".".join(str(part) for part in path) or "(top level)"
     return f"{where}: {dotted}"
+
+
+_HINTS = {
+    "extra_forbidden": "unknown key: remove it or check its spelling against the README's reference",
+    "missing": "required field: add it",
+    "union_tag_invalid": "set 'kind' to one of the listed values",
+    "union_tag_not_found": "add a 'kind' field",
+    "int_parsing": "write a whole number, without quotes",
+    "int_type": "write a whole number, without quotes",
+    "float_parsing": "write a number, without quotes",
+    "string_type": "write text (quote it if YAML reads it as a number or boolean)",
+    "bool_parsing": "write true or false",
+    "literal_error": "use one of the values listed",
+    "greater_than": "raise the value",
+    "greater_than_equal": "raise the value",
+    "less_than": "lower the value",
+    "dict_type": "write a mapping of keys; secrets are {file: PATH} or {env: VARIABLE}, never the value itself",
+    "list_type": "write a list",
+}
+
+
+def describe_error(error: Any) -> str:
+    """A pydantic error as a message with a hint on how to fix it."""
+    message = str(error["msg"])
+    hint = _HINTS.get(str(error["type"]))
+    return f"{message} ({hint})" if hint else message

@@ -81,13 +81,6 @@ def _current_primary(estate: Estate, states: dict[str, ServerState | None]) -> s
     return estate.config.primary_site
 
 
-def _semi_sync_partner(estate: Estate, site: str) -> str | None:
-    for a, b in estate.config.data.mysql.semi_sync:
-        if site in (a, b):
-            return b if site == a else a
-    return None
-
-
 def _confirm_primary_lost(estate: Estate, old: str, states: dict[str, ServerState | None]) -> None:
     """Holistic detection: the replicas must agree the primary is gone.
 
@@ -134,7 +127,7 @@ def _execute(estate: Estate, run: Run, dbs: dict[str, MySQLClient], states: dict
     if old == to:
         to_state = states[to]
         if to_state is not None and to_state.read_only:  # e.g. restarted after a crash: servers come back fenced
-            partner = _semi_sync_partner(estate, to)
+            partner = mysql.semi_sync_partner(estate, to)
             run.step(f"make {to} database writable again",
                      lambda: _promote(dbs[to], partner is not None and states.get(partner) is not None))
         return _finish(estate, run, old, to, "already-primary", lost=0, notes=[f"{to} was already primary"])
@@ -144,7 +137,7 @@ def _execute(estate: Estate, run: Run, dbs: dict[str, MySQLClient], states: dict
     replica_user = config.data.mysql.replication_user
     repl_password = estate.replication_password()
     target = config.site(to).mysql
-    partner = _semi_sync_partner(estate, to)
+    partner = mysql.semi_sync_partner(estate, to)
     run.step(f"scale {to} compute to active", lambda: compute.scale_to_active(estate, to))
     fenced_gtid = ""
     if planned:

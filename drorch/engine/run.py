@@ -6,6 +6,7 @@ The failover sequence is built from these steps; the declarative playbook engine
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -42,14 +43,20 @@ class Run:
         self.steps: list[StepResult] = []
         self._progress = progress or (lambda name, status, seconds: None)
         self._journal = journal
+        self._lock = threading.Lock()  # parallel groups record steps from several threads
+        self._next_index = 0
+        self._running: dict[str, int] = {}
         if journal is not None:
             journal.start_run(self.run_id, operation, self.started_wall, summary)
 
     def step(self, name: str, action: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
         self._progress(name, "running", 0.0)
-        index, began_wall, began = len(self.steps), time.time(), time.monotonic()
+        began_wall, began = time.time(), time.monotonic()
         if self._journal is not None:
-            self._journal.record_step(self.run_id, StepRecord(index, name, "running", began_wall))
+            with self._lock:
+                self._journal.record_step(self.run_id, StepRecord(self._next_index, name, "running", began_wall))
+                self._running[name] = self._next_index
+                self._next_index += 1
         try:
             detail = action() or {}
         except DrorchError as exc:
@@ -73,9 +80,14 @@ class Run:
             self._journal.finish_run(self.run_id, status, time.time(), summary)
 
     def _record(self, result: StepResult, began_wall: float) -> None:
-        index = len(self.steps)
-        self.steps.append(result)
-        if self._journal is not None:
-            self._journal.record_step(self.run_id, StepRecord(index, result.name, result.status, began_wall,
-                                                              result.duration_seconds, result.detail, result.error))
+        with self._lock:
+            self.steps.append(result)
+            if self._journal is not None:
+                index = self._running.pop(result.name, None)
+                if index is None:
+                    index = self._next_index
+                    self._next_index += 1
+                self._journal.record_step(self.run_id, StepRecord(
+                    index, result.name, result.status, began_wall, result.duration_seconds, result.detail,
+                    result.error))
         self._progress(result.name, result.status, result.duration_seconds)

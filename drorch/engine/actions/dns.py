@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from drorch.engine.catalogue import ActionContext, Params, action
 from drorch.providers.aws import route53
 from drorch.providers.estate import Estate
 
@@ -32,3 +35,14 @@ def active_sites(estate: Estate) -> dict[str, str]:
     records = route53.failover_records(estate.route53, dns.zone_id, dns.record, dns.type)
     by_id = {entry.set_identifier: name for name, entry in dns.sites.items()}
     return {r.role: by_id[r.set_identifier] for r in records if r.set_identifier in by_id}
+
+
+class FailoverParams(Params):
+    primary: str
+    secondary: str | None = None
+
+
+@action("route53.failover", FailoverParams)
+def failover_action(ctx: ActionContext, p: FailoverParams) -> dict[str, Any]:
+    """UPSERT the failover pair so ``primary`` is the PRIMARY record (``secondary`` the SECONDARY); wait for INSYNC."""
+    return {"changed": point_to(ctx.estate, p.primary, p.secondary)}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
+from drorch.engine.catalogue import ActionContext, Params, action
 from drorch.errors import OperationFailed
 from drorch.providers import http
 from drorch.providers.estate import Estate
@@ -34,3 +36,14 @@ def wait_serving(estate: Estate, site: str, timeout: float) -> float:
         last = f"DNS answers {resolved}, {site} health {health.status} {health.body or health.error}"
         time.sleep(0.2)
     raise OperationFailed(f"{site} not serving through DNS after {timeout:.0f} s: {last}")
+
+
+class WaitHealthyParams(Params):
+    site: str
+    timeout: float = 60.0
+
+
+@action("http.wait_healthy", WaitHealthyParams, mutating=False)
+def wait_healthy_action(ctx: ActionContext, p: WaitHealthyParams) -> dict[str, Any]:
+    """Wait until DNS answers the site and its app reports a writable database."""
+    return {"waited_seconds": wait_serving(ctx.estate, p.site, p.timeout)}

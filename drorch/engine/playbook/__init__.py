@@ -1,0 +1,1 @@
+"""Declarative YAML playbooks: their model, loading and validation."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from drorch.config.schema import AwsProvider
 from drorch.probes.result import ProbeResult, timed
-from drorch.providers.aws import dynamodb
+from drorch.providers.aws import cloudwatch, dynamodb
 from drorch.providers.estate import Estate
 
 
@@ -27,6 +27,10 @@ def probe(estate: Estate, site: str) -> ProbeResult | None:
                 if writer != region:
                     lags[writer] = max(0.0, now - item.written_at)
         worst = max(lags.values()) if lags else None
-        return all(s == "ACTIVE" for s in statuses.values()), worst, {"tables": statuses, "probe_lag": lags}
+        watch = estate.aws(site, "cloudwatch")
+        reported = {name: cloudwatch.replication_latency_seconds(watch, name, region) for name in tables}
+        detail = {"tables": statuses, "probe_lag": lags,
+                  "aws_replication_latency": {k: v for k, v in reported.items() if v is not None}}
+        return all(s == "ACTIVE" for s in statuses.values()), worst, detail
 
     return timed(site, "dynamodb", measure)

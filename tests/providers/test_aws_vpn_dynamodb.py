@@ -139,3 +139,17 @@ def test_invalid_probe_is_refused(probe_table: tuple[Any, str]) -> None:
         dynamodb.write_probe(ddb, table, LATEST_PARTITION, 1, time.time())
     with pytest.raises(ValueError, match="invalid probe"):
         dynamodb.write_probe(ddb, table, REGION, 1, float("nan"))
+
+
+def test_dynamodb_probe_reports_cloudwatch_replication_latency(lab: Lab) -> None:
+    from drorch.probes import dynamodb as dynamodb_probe
+
+    watch = lab.estate.aws("tokyo", "cloudwatch")
+    watch.put_metric_data(Namespace="AWS/DynamoDB", MetricData=[{
+        "MetricName": "ReplicationLatency", "Value": 850.0, "Unit": "Milliseconds",
+        "Dimensions": [{"Name": "TableName", "Value": "dr-orders-table"},
+                       {"Name": "ReceivingRegion", "Value": "ap-northeast-1"}]}])
+    result = dynamodb_probe.probe(lab.estate, "tokyo")
+    assert result is not None and result.ok, result
+    assert result.detail["aws_replication_latency"] == {"dr-orders-table": 0.85}
+    assert result.detail["tables"]["dr-orders-table"] == "ACTIVE"

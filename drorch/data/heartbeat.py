@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pymysql
 
@@ -38,20 +39,31 @@ def create_table_sql(table: str) -> str:
     )
 
 
+_WRITE = ("INSERT INTO {table} (origin, seq, ts) SELECT %s, %s, %s FROM DUAL WHERE @@GLOBAL.read_only = 0 "
+          "ON DUPLICATE KEY UPDATE seq = VALUES(seq), ts = VALUES(ts)")
+
+
 def write(db: MySQLClient, table: str, origin: str, seq: int, now: float | None = None) -> None:
     """Write one heartbeat if the server is writable (a fenced server silently gets none). One attempt only."""
     stamp = time.time() if now is None else now
-    db.query(
-        f"INSERT INTO {table} (origin, seq, ts) SELECT %s, %s, %s FROM DUAL WHERE @@GLOBAL.read_only = 0 "
-        "ON DUPLICATE KEY UPDATE seq = VALUES(seq), ts = VALUES(ts)",
-        (origin, seq, f"{stamp:.6f}"), read_timeout=2.0, attempts=1,
-    )
+    db.query(_WRITE.format(table=table), (origin, seq, f"{stamp:.6f}"), read_timeout=2.0, attempts=1)
 
 
 def newest(db: MySQLClient, table: str, timeout: float = 2.0) -> Beat | None:
     """The newest heartbeat the server holds (None when it holds none). One attempt only."""
-    rows = db.query(f"SELECT origin, seq, ts FROM {table} ORDER BY ts DESC LIMIT 1", read_timeout=timeout,
-                    attempts=1)
+    return _beat(db.query(_NEWEST.format(table=table), read_timeout=timeout, attempts=1))
+
+
+def read_newest(cur: Any, table: str) -> Beat | None:
+    """The same through an open cursor, so a probe reads state and heartbeat on one connection."""
+    cur.execute(_NEWEST.format(table=table))
+    return _beat(list(cur.fetchall()))
+
+
+_NEWEST = "SELECT origin, seq, ts FROM {table} ORDER BY ts DESC LIMIT 1"
+
+
+def _beat(rows: list[dict[str, Any]]) -> Beat | None:
     if not rows:
         return None
     return Beat(str(rows[0]["origin"]), int(rows[0]["seq"]), float(rows[0]["ts"]))
@@ -84,15 +96,29 @@ class Writer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        """Keeps one connection to the current primary open (four connects a second would cost CPU)."""
         next_at = time.monotonic()
+        conn: Any = None
+        conn_site: str | None = None
         while not self._stop.is_set():
             site = self._primary()
+            if site != conn_site and conn is not None:
+                conn.close()
+                conn, conn_site = None, None
             if site is not None:
                 self.seq += 1
                 try:
-                    write(self._clients(site), self._table, site, self.seq)
+                    if conn is None:
+                        conn, conn_site = self._clients(site).open(read_timeout=2.0), site
+                    with conn.cursor() as cur:
+                        cur.execute(_WRITE.format(table=self._table), (site, self.seq, f"{time.time():.6f}"))
                     self.last_written, self.last_error = time.time(), None
                 except pymysql.MySQLError as exc:
                     self.last_error = f"{site}: {exc.args[:1]}"
+                    if conn is not None:
+                        conn.close()
+                    conn, conn_site = None, None
             next_at += self._interval
             self._stop.wait(max(0.0, next_at - time.monotonic()))
+        if conn is not None:
+            conn.close()

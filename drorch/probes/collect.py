@@ -16,6 +16,9 @@ from drorch.probes.result import ProbeResult, Snapshot
 from drorch.providers.estate import Estate
 
 ProbeCall = Callable[[], ProbeResult | None]
+# Slow-changing probes are refreshed at most this often (seconds); detection's app and database probes and
+# the VPN run every round. Capacity and table status change in minutes, CloudWatch publishes per minute.
+REFRESH_SECONDS = {"compute": 5.0, "dynamodb": 5.0}
 # (site, probe) -> True to drop that probe this round: how tests and benchmarks inject transport faults.
 FaultInjector = Callable[[str, str], bool]
 
@@ -43,6 +46,7 @@ class Collector:
         detection = estate.config.detection
         self._timeout = round_timeout or max(3 * detection.probe_timeout_seconds, detection.interval_seconds)
         self._calls = probe_calls(estate)
+        self._last: dict[tuple[str, str], tuple[float, ProbeResult]] = {}
         self._pool = ThreadPoolExecutor(max_workers=min(32, len(self._calls) * 2), thread_name_prefix="probe")
 
     def round(self) -> Snapshot:
@@ -53,12 +57,17 @@ class Collector:
             if self._fault is not None and self._fault(site, name):
                 results.append(ProbeResult(site, name, False, None, 0.0, {}, "injected fault: probe lost"))
                 continue
+            last = self._last.get((site, name))
+            if last is not None and last[1].ok and started - last[0] < REFRESH_SECONDS.get(name, 0.0):
+                results.append(last[1])
+                continue
             futures[self._pool.submit(call)] = (site, name)
         done, pending = wait(futures, timeout=self._timeout)
         for future in done:
             result = future.result()
             if result is not None:
                 results.append(result)
+                self._last[(result.site, result.probe)] = (started, result)
         for future in pending:
             site, name = futures[future]
             results.append(ProbeResult(site, name, False, None, self._timeout, {}, "timed out"))

@@ -19,8 +19,9 @@ def probe(estate: Estate, site: str) -> ProbeResult:
 
     def measure() -> tuple[bool, float | None, dict[str, Any]]:
         db = estate.mysql(site)
-        state = db.state(attempts=1, read_timeout=timeout)
-        beat = heartbeat.newest(db, config.data.heartbeat.table, timeout)
+        with db.connection(timeout) as conn, conn.cursor() as cur:
+            state = db.read_state(cur)
+            beat = heartbeat.read_newest(cur, config.data.heartbeat.table)
         detail: dict[str, Any] = {
             "writable": not state.read_only,
             "executed_gtid": state.executed_gtid,

@@ -68,15 +68,33 @@ def _primary_without_heartbeats(estate: Estate) -> str | None:
     return None
 
 
+def _wait_replicated(estate: Estate, primary: str, seq: int, timeout: float) -> None:
+    """Give the first heartbeat a moment to reach the replicas (usually milliseconds); laggards show as lag."""
+    table = estate.config.data.heartbeat.table
+    waiting = [s for s in estate.config.sites if s != primary]
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        for site in list(waiting):
+            try:
+                beat = heartbeat.newest(estate.mysql(site), table, timeout=1.0)
+            except Exception:  # unreachable: the probe round reports it
+                waiting.remove(site)
+                continue
+            if beat is not None and beat.origin == primary and beat.seq >= seq:
+                waiting.remove(site)
+        time.sleep(0.005)
+
+
 def status(estate: Estate) -> StatusReport:
     config = estate.config
     writer = None
     primary_site = _primary_without_heartbeats(estate)
     if primary_site is not None:
-        interval = config.data.heartbeat.interval_seconds
-        writer = heartbeat.Writer(estate.mysql, lambda: primary_site, config.data.heartbeat.table, interval)
+        interval, table = config.data.heartbeat.interval_seconds, config.data.heartbeat.table
+        writer = heartbeat.Writer(estate.mysql, lambda: primary_site, table, interval)
+        heartbeat.write(estate.mysql(primary_site), table, primary_site, writer.seq)
         writer.start()
-        time.sleep(interval * 1.5)
+        _wait_replicated(estate, primary_site, writer.seq, timeout=2 * interval)
     collector = Collector(estate)
     try:
         snapshot = collector.round()

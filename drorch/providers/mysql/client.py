@@ -72,7 +72,15 @@ class MySQLClient:
 
     @contextlib.contextmanager
     def connection(self, read_timeout: float = 10.0) -> Iterator[pymysql.connections.Connection[Any]]:
-        conn = pymysql.connect(
+        conn = self.open(read_timeout)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def open(self, read_timeout: float = 10.0) -> pymysql.connections.Connection[Any]:
+        """A new autocommit connection; the caller closes it (``connection()`` does that for you)."""
+        return pymysql.connect(
             host=self.address.host,
             port=self.address.port,
             user=self.address.user,
@@ -84,10 +92,6 @@ class MySQLClient:
             cursorclass=pymysql.cursors.DictCursor,
             **_tls_options(self.address.tls),
         )
-        try:
-            yield conn
-        finally:
-            conn.close()
 
     def query(
         self, sql: str, args: tuple[Any, ...] = (), read_timeout: float = 10.0, attempts: int = 4
@@ -124,26 +128,27 @@ class MySQLClient:
     def state(self, attempts: int = 4, read_timeout: float = 10.0) -> ServerState:
         def run() -> ServerState:
             with self.connection(read_timeout) as conn, conn.cursor() as cur:
-                cur.execute(self.flavor.state_sql())
-                row = cur.fetchone() or {}
-                cur.execute(self.flavor.replica_status_sql())
-                replica_row = cur.fetchone()
-                cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%%_status'")
-                status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
-                cur.execute("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%%_enabled'")
-                variables = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
-            source_on = any(k.startswith(("rpl_semi_sync_master", "rpl_semi_sync_source")) and v == "ON"
-                            for k, v in variables.items())
-            source_active = any(k.startswith(("rpl_semi_sync_master", "rpl_semi_sync_source")) and v == "ON"
-                                for k, v in status.items())
-            return ServerState(
-                name=self.address.name,
-                read_only=bool(int(row.get("ro", 0))),
-                executed_gtid=str(row.get("cur") or ""),
-                binlog_gtid=str(row.get("bin") or ""),
-                replica=self.flavor.parse_replica_status(replica_row) if replica_row else None,
-                semi_sync_source_on=source_on,
-                semi_sync_source_active=source_active,
-            )
+                return self.read_state(cur)
 
         return retry.call(run, attempts=attempts)
+
+    def read_state(self, cur: Any) -> ServerState:
+        """The server's state through an open cursor (probes add their own queries on the same connection)."""
+        cur.execute(self.flavor.state_sql())
+        row = cur.fetchone() or {}
+        cur.execute(self.flavor.replica_status_sql())
+        replica_row = cur.fetchone()
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%%_status'")
+        status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
+        cur.execute("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%%_enabled'")
+        variables = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
+        prefixes = ("rpl_semi_sync_master", "rpl_semi_sync_source")
+        return ServerState(
+            name=self.address.name,
+            read_only=bool(int(row.get("ro", 0))),
+            executed_gtid=str(row.get("cur") or ""),
+            binlog_gtid=str(row.get("bin") or ""),
+            replica=self.flavor.parse_replica_status(replica_row) if replica_row else None,
+            semi_sync_source_on=any(k.startswith(prefixes) and v == "ON" for k, v in variables.items()),
+            semi_sync_source_active=any(k.startswith(prefixes) and v == "ON" for k, v in status.items()),
+        )

@@ -125,7 +125,8 @@ def config_document(state: LabState) -> dict[str, Any]:
             "heartbeat": {"table": "drorch.heartbeat", "interval_seconds": 0.25},
         },
         "state": {"backend": "sqlite", "path": "state/drorch.db"},
-        "detection": {"interval_seconds": 1.0, "failure_threshold": 3, "probe_timeout_seconds": 0.8},
+        "detection": {"interval_seconds": 1.0, "failure_threshold": 3, "probe_timeout_seconds": 0.8,
+                      "probe_attempts": 3},
         "metrics": {"listen": f"127.0.0.1:{state.metrics_port}"},
     }
 

@@ -2,6 +2,9 @@
 
 A probe that has not answered by the deadline counts as failed for this round:
 a hung connection to a dying site must not delay the verdict on the others.
+A failed probe is tried again within the round (``detection.probe_attempts``):
+a dead site fails every attempt at once, while a lost packet rarely fails three
+in a row, so random loss does not add up to a false "down" verdict.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ ProbeCall = Callable[[], ProbeResult | None]
 # Slow-changing probes are refreshed at most this often (seconds); detection's app and database probes and
 # the VPN run every round. Capacity and table status change in minutes, CloudWatch publishes per minute.
 REFRESH_SECONDS = {"compute": 5.0, "dynamodb": 5.0}
-# (site, probe) -> True to drop that probe this round: how tests and benchmarks inject transport faults.
+# (site, probe) -> True to drop that probe attempt: how tests and benchmarks inject transport faults.
 FaultInjector = Callable[[str, str], bool]
+RETRY_PAUSE = 0.05
 
 
 def probe_calls(estate: Estate) -> list[tuple[str, str, ProbeCall]]:
@@ -53,15 +57,13 @@ class Collector:
         started = time.time()
         futures: dict[Future[ProbeResult | None], tuple[str, str]] = {}
         results: list[ProbeResult] = []
+        deadline = time.monotonic() + self._timeout
         for site, name, call in self._calls:
-            if self._fault is not None and self._fault(site, name):
-                results.append(ProbeResult(site, name, False, None, 0.0, {}, "injected fault: probe lost"))
-                continue
             last = self._last.get((site, name))
             if last is not None and last[1].ok and started - last[0] < REFRESH_SECONDS.get(name, 0.0):
                 results.append(last[1])
                 continue
-            futures[self._pool.submit(call)] = (site, name)
+            futures[self._pool.submit(self._attempts, site, name, call, deadline)] = (site, name)
         done, pending = wait(futures, timeout=self._timeout)
         for future in done:
             result = future.result()
@@ -72,6 +74,20 @@ class Collector:
             site, name = futures[future]
             results.append(ProbeResult(site, name, False, None, self._timeout, {}, "timed out"))
         return Snapshot(started, tuple(sorted(results, key=lambda r: (r.site, r.probe))))
+
+    def _attempts(self, site: str, name: str, call: ProbeCall, deadline: float) -> ProbeResult | None:
+        result: ProbeResult | None = None
+        for _ in range(self.estate.config.detection.probe_attempts):
+            if self._fault is not None and self._fault(site, name):
+                result = ProbeResult(site, name, False, None, 0.0, {}, "injected fault: probe lost")
+            else:
+                result = call()
+                if result is None or result.ok:
+                    return result
+            if time.monotonic() + RETRY_PAUSE >= deadline:
+                break
+            time.sleep(RETRY_PAUSE)
+        return result
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

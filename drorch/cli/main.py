@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from drorch.cli import failover, lab, playbook, runs, status
+from drorch.cli import failover, lab, playbook, runbook, runs, status
 
 app = typer.Typer(
     help="drorch: multi-cloud disaster-recovery orchestrator (probe, replicate, fail over, measure).",
@@ -14,6 +14,7 @@ app = typer.Typer(
 app.add_typer(lab.app, name="lab")
 app.add_typer(runs.app, name="runs")
 app.add_typer(playbook.app, name="playbook")
+app.add_typer(runbook.app, name="runbook")
 app.command(name="failover")(failover.failover_command)
 app.command(name="status")(status.status_command)
 app.command(name="serve")(status.serve_command)

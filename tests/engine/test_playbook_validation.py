@@ -109,3 +109,13 @@ def test_cli_validate_exit_codes(tmp_path: Path) -> None:
     actions = json.loads(listing.stdout)["actions"]
     assert actions["mysql.fence"]["parameters"]["site"]["required"] is True
     assert actions["mysql.wait_caught_up"]["mutating"] is False
+
+
+def test_committed_runbooks_match_their_playbooks() -> None:
+    from drorch.engine.playbook.runbook import render
+
+    for path in PLAYBOOKS:
+        runbook = ROOT / "runbooks" / f"playbook-{path.stem}.md"
+        assert runbook.exists(), f"missing {runbook}: drorch runbook render {path} --out-dir runbooks"
+        expected = render(load_playbook(path), f"playbooks/{path.name}")
+        assert runbook.read_text() == expected, f"stale {runbook}: drorch runbook render {path} --out-dir runbooks"

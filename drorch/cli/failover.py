@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, info
+from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, progress
 
 ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
 
@@ -31,12 +31,6 @@ def failover_command(
         if not typer.get_text_stream("stdin").isatty():
             raise InvalidInput("--yes is required when not running on a terminal (no one can confirm)")
         typer.confirm(f"Fail over {cfg.service} to {to}?", abort=True)
-
-    def progress(name: str, status: str, seconds: float) -> None:
-        if status == "running":
-            info(f"  ... {name}")
-        else:
-            info(f"  {status:9} {name} ({seconds:.2f} s)")
 
     result = failover(Estate(cfg), to, progress, open_journal(cfg))
     if output == Output.json:

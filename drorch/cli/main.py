@@ -18,6 +18,7 @@ app.add_typer(runbook.app, name="runbook")
 app.command(name="failover")(failover.failover_command)
 app.command(name="status")(status.status_command)
 app.command(name="serve")(status.serve_command)
+app.command(name="resume")(playbook.resume_command)
 
 
 def main() -> None:

@@ -52,3 +52,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+def progress(name: str, status: str, seconds: float) -> None:
+    """Live step progress on stderr, shared by every command that runs steps."""
+    info(f"  ... {name}" if status == "running" else f"  {status:9} {name} ({seconds:.2f} s)")

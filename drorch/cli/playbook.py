@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, info
+from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, info, progress
 
 app = typer.Typer(help="Declarative playbooks: validate them, list the actions, run one.", no_args_is_help=True)
 ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
@@ -75,16 +75,15 @@ def run(
     yes: bool = typer.Option(False, "--yes", "-y", help="pre-approve every approval step"),
     dry_run: bool = typer.Option(False, "--dry-run", help="check and show every step; change nothing"),
     force: bool = typer.Option(False, "--force", help="override guards marked overridable (journaled)"),
+    new: bool = typer.Option(False, "--new", help="start afresh even though an earlier run never finished"),
     config: Path | None = ConfigOption,
     output: Output = OutputOption,
 ) -> None:
     """Run a playbook against the configured estate."""
-    from dataclasses import asdict
-
     from drorch.config import find_config_path, load_config
-    from drorch.engine.executor import Options, execute
+    from drorch.engine.executor import Options, execute, unfinished_runs
     from drorch.engine.playbook.loader import load_playbook
-    from drorch.errors import InvalidInput
+    from drorch.errors import InvalidInput, RefusedForSafety
     from drorch.providers.estate import Estate
     from drorch.state.backends import open_journal
 
@@ -99,10 +98,18 @@ def run(
     options = Options(dry_run=dry_run, force=force, approvals=frozenset({"*"}) if yes else frozenset(),
                       interactive=sys.stdin.isatty())
 
-    def progress(name: str, status: str, seconds: float) -> None:
-        info(f"  ... {name}" if status == "running" else f"  {status:9} {name} ({seconds:.2f} s)")
+    journal = None if dry_run else open_journal(cfg)
+    if journal is not None and not new and (unfinished := unfinished_runs(journal, book)):
+        raise RefusedForSafety(f"run {unfinished[0]} of {book.name} never finished: finish it with "
+                               f"`drorch resume {unfinished[0]}`, or pass --new to start afresh")
+    result = execute(book, Estate(cfg), given, options, journal, progress, str(playbook.resolve()))
+    _report(result, output)
 
-    result = execute(book, Estate(cfg), given, options, None if dry_run else open_journal(cfg), progress)
+
+def _report(result: Any, output: Output) -> None:
+    from dataclasses import asdict
+
+    dry_run = result.status == "dry-run"
     if output == Output.json:
         emit_json({**asdict(result), "steps": [asdict(s) for s in result.steps]})
     elif dry_run:
@@ -114,3 +121,22 @@ def run(
         print(f"{result.playbook}: {result.status} (run {result.run_id}){reason}")
     if result.status not in ("succeeded", "dry-run"):
         raise typer.Exit(1)
+
+
+@handle_errors
+def resume_command(
+    run_id: str = typer.Argument(..., help="the unfinished run (see `drorch runs list`)"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="pre-approve every approval step"),
+    config: Path | None = ConfigOption,
+    output: Output = OutputOption,
+) -> None:
+    """Finish a playbook run that stopped (controller killed, step failed): completed steps are skipped."""
+    from drorch.config import find_config_path, load_config
+    from drorch.engine.executor import Options, resume_run
+    from drorch.providers.estate import Estate
+    from drorch.state.backends import open_journal
+
+    cfg = load_config(find_config_path(config))
+    options = Options(approvals=frozenset({"*"}) if yes else frozenset(), interactive=sys.stdin.isatty())
+
+    _report(resume_run(open_journal(cfg), run_id, Estate(cfg), options, progress), output)

@@ -9,6 +9,7 @@ rendered parameters, changing nothing.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,15 @@ class Options:
     force: bool = False
     approvals: frozenset[str] = frozenset()
     interactive: bool = False
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Continue an interrupted run: its parameters, and the steps it already completed."""
+
+    run_id: str
+    parameters: dict[str, Any]
+    done: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -109,9 +119,11 @@ def _uses_readiness(playbook: Playbook) -> bool:
 
 
 class _Executor:
-    def __init__(self, playbook: Playbook, estate: Estate, run: Run, ctx: ActionContext) -> None:
+    def __init__(self, playbook: Playbook, estate: Estate, run: Run, ctx: ActionContext,
+                 resume: Resume | None = None) -> None:
         self.playbook, self.estate, self.run, self.ctx = playbook, estate, run, ctx
         self.actions = catalogue()
+        self.resume = resume
 
     def call(self, step: Step) -> Callable[[], dict[str, Any]]:
         """The step as a zero-argument callable: render, validate, run with retries and a timeout."""
@@ -141,6 +153,9 @@ class _Executor:
             self.run.skip(item.name, f"when: {item.when} is false")
             return
         if isinstance(item, Step):
+            if self.resume is not None and item.name in self.resume.done:
+                self.run.skip(item.name, f"done in run {self.resume.run_id}")
+                return
             self.run.step(item.name, self.call(item))
             return
         with ThreadPoolExecutor(max_workers=len(item.parallel)) as pool:
@@ -171,10 +186,19 @@ def _with_timeout(fn: Callable[[], dict[str, Any]], timeout: float, name: str) -
 
 
 def execute(playbook: Playbook, estate: Estate, given: dict[str, str], options: Options = Options(),
-            journal: Journal | None = None, progress: Progress | None = None) -> PlaybookResult:
-    """Run ``playbook``; raise InvalidInput / RefusedForSafety before any change when it must not run."""
-    variables = _parameters(playbook, given, _builtins(estate, _uses_readiness(playbook)))
-    overridden = _check_guards(playbook, variables, options.force)
+            journal: Journal | None = None, progress: Progress | None = None, source: str | None = None,
+            resume: Resume | None = None) -> PlaybookResult:
+    """Run ``playbook``; raise InvalidInput / RefusedForSafety before any change when it must not run.
+
+    ``source`` (the playbook's path) is journaled so the run can be resumed; with ``resume`` the
+    parameters of the interrupted run are reused, its guards (already passed) are not checked
+    again, and its completed steps are skipped.
+    """
+    if resume is None:
+        variables = _parameters(playbook, given, _builtins(estate, _uses_readiness(playbook)))
+        overridden = _check_guards(playbook, variables, options.force)
+    else:
+        variables, overridden = {**_builtins(estate, False), **resume.parameters}, []
     ctx = ActionContext(estate, variables, options.dry_run, set(options.approvals), options.interactive)
     if options.dry_run:
         planned = [{"step": step.name, "action": step.action,
@@ -182,11 +206,11 @@ def execute(playbook: Playbook, estate: Estate, given: dict[str, str], options: 
                     or template.truth(step.when, variables) else "skipped (when is false)"}
                    for path, step in playbook.all_steps() if path[0] == "steps"]
         return PlaybookResult(None, playbook.name, "dry-run", _plain(variables), [], planned, overridden)
-    summary = {"playbook": playbook.name, "parameters": {k: v for k, v in _plain(variables).items()
-                                                         if k in playbook.parameters},
-               "overridden_guards": overridden}
+    summary = {"playbook": playbook.name, "source": source,
+               "parameters": {k: v for k, v in _plain(variables).items() if k in playbook.parameters},
+               "overridden_guards": overridden, "resumed_from": resume.run_id if resume else None}
     run = Run(f"playbook:{playbook.name}", summary, progress, journal)
-    executor = _Executor(playbook, estate, run, ctx)
+    executor = _Executor(playbook, estate, run, ctx, resume)
     status, error = "succeeded", None
     for item in playbook.steps:
         try:
@@ -217,3 +241,34 @@ def _roll_back(executor: _Executor) -> str:
 
 def _plain(variables: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in variables.items() if isinstance(v, str | int | float | bool | list | dict)}
+
+
+def resume_run(journal: Journal, run_id: str, estate: Estate, options: Options = Options(),
+               progress: Progress | None = None) -> PlaybookResult:
+    """Finish an interrupted playbook run (the controller crashed or a step failed) from where it stopped."""
+    from drorch.engine.playbook.loader import load_playbook
+
+    record = journal.run(run_id)
+    if record is None:
+        raise InvalidInput(f"no run '{run_id}' in the journal; see `drorch runs list`")
+    if not record.operation.startswith("playbook:") or not record.summary.get("source"):
+        raise InvalidInput(f"run {run_id} is a {record.operation} run, not a resumable playbook run")
+    if record.status not in ("running", "failed"):
+        raise InvalidInput(f"run {run_id} is {record.status}: there is nothing to resume"
+                           + (" (its rollback restored the start; run the playbook again)"
+                              if record.status == "rolled_back" else ""))
+    from pathlib import Path
+
+    playbook = load_playbook(Path(record.summary["source"]))
+    done = frozenset(s.name for s in record.steps if s.status in ("succeeded", "skipped"))
+    result = execute(playbook, estate, {}, options, journal, progress, record.summary["source"],
+                     Resume(run_id, dict(record.summary.get("parameters", {})), done))
+    journal.finish_run(run_id, "resumed", record.finished_at or time.time(),
+                       {**record.summary, "resumed_by": result.run_id})
+    return result
+
+
+def unfinished_runs(journal: Journal, playbook: Playbook) -> list[str]:
+    """Runs of this playbook that never finished (a controller died in them)."""
+    return [r.run_id for r in journal.runs(200)
+            if r.operation == f"playbook:{playbook.name}" and r.status == "running"]

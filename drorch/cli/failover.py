@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, progress
+
+if TYPE_CHECKING:
+    from drorch.config.schema import Config
+    from drorch.providers.estate import Estate
 
 ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
 
@@ -15,6 +20,7 @@ ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: 
 def failover_command(
     to: str = typer.Option(..., "--to", help="site to make primary"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    playbook: Path | None = typer.Option(None, "--playbook", help="run this playbook instead of the built-in sequence"),
     config: Path | None = ConfigOption,
     output: Output = OutputOption,
 ) -> None:
@@ -32,6 +38,9 @@ def failover_command(
             raise InvalidInput("--yes is required when not running on a terminal (no one can confirm)")
         typer.confirm(f"Fail over {cfg.service} to {to}?", abort=True)
 
+    if playbook is not None:
+        _with_playbook(playbook, Estate(cfg), to, cfg, output)
+        return
     result = failover(Estate(cfg), to, progress, open_journal(cfg))
     if output == Output.json:
         emit_json(result.to_json())
@@ -41,5 +50,34 @@ def failover_command(
               f"RTO {result.rto_seconds} s, RPO {rpo}, lost transactions {result.lost_transactions}")
         for note in result.notes:
             print(f"  note: {note}")
+    if result.status != "succeeded":
+        raise typer.Exit(1)
+
+
+def _with_playbook(path: Path, estate: Estate, to: str, cfg: Config, output: Output) -> None:
+    """``failover --playbook``: the same contract (JSON fields, exit codes) through a playbook."""
+    from drorch.engine.executor import Options, execute
+    from drorch.engine.playbook.loader import load_playbook
+    from drorch.measure.objectives import data_loss
+    from drorch.state.backends import open_journal
+
+    book = load_playbook(path)
+    given = {"to": to} if "to" in book.parameters else {}
+    result = execute(book, estate, given, Options(approvals=frozenset({"*"})), open_journal(cfg), progress,
+                     str(path.resolve()))
+    loss = data_loss(estate, to, result.steps) if result.status == "succeeded" else None
+    document = {
+        "run_id": result.run_id, "status": result.status, "from": result.variables.get("from"), "to": to,
+        "playbook": book.name, "rto_seconds": result.elapsed_seconds if result.status == "succeeded" else None,
+        "rpo_seconds": loss.rpo_seconds if loss else None,
+        "lost_transactions": loss.lost_transactions if loss else None, "error": result.error,
+        "steps": [{"name": s.name, "status": s.status, "duration_seconds": round(s.duration_seconds, 3),
+                   "detail": s.detail, "error": s.error} for s in result.steps],
+    }
+    if output == Output.json:
+        emit_json(document)
+    else:
+        print(f"{book.name} {document['from']} -> {to}: {result.status}; RTO {document['rto_seconds']} s, "
+              f"RPO {document['rpo_seconds'] if document['rpo_seconds'] is not None else 'unknown'}")
     if result.status != "succeeded":
         raise typer.Exit(1)

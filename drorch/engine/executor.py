@@ -21,6 +21,7 @@ from drorch.engine.catalogue import ActionContext, catalogue
 from drorch.engine.playbook import template
 from drorch.engine.playbook.model import Parallel, Playbook, Step
 from drorch.engine.run import Progress, Run, StepResult
+from drorch.engine.topology import observe
 from drorch.errors import InvalidInput, OperationFailed, RefusedForSafety
 from drorch.providers.estate import Estate
 from drorch.state.journal import Journal
@@ -53,20 +54,17 @@ class PlaybookResult:
     planned: list[dict[str, Any]] = field(default_factory=list)
     overridden_guards: list[str] = field(default_factory=list)
     error: str | None = None
+    elapsed_seconds: float | None = None
 
 
 def _builtins(estate: Estate, needs_readiness: bool) -> dict[str, Any]:
     config = estate.config
-    writable, reachable = [], {}
-    for site in config.sites:
-        db = estate.mysql(site)
-        reachable[site] = db.ping()
-        if reachable[site] and not db.state(attempts=1).read_only:
-            writable.append(site)
-    primary = writable[0] if len(writable) == 1 else config.primary_site
+    topology = observe(estate)
     variables: dict[str, Any] = {
-        "primary": primary, "primary_reachable": reachable[primary], "sites": list(config.sites),
-        "standbys": [s for s in config.sites if s != primary], "service": config.service, "ready": {},
+        "primary": topology.primary, "primary_reachable": topology.primary_reachable,
+        "reachable": topology.reachable, "writable": list(topology.writable), "partition": topology.partition,
+        "sites": list(config.sites), "standbys": [s for s in config.sites if s != topology.primary],
+        "service": config.service, "ready": {},
     }
     if needs_readiness:
         from drorch.probes.report import status
@@ -223,15 +221,19 @@ def execute(playbook: Playbook, estate: Estate, given: dict[str, str], options: 
             if item.on_error == "rollback":
                 status = _roll_back(executor)
             break
-    run.finish(status, {**summary, "error": error})
+    elapsed = round(run.elapsed(), 3)
+    run.finish(status, {**summary, "error": error, "elapsed_seconds": elapsed})
     return PlaybookResult(run.run_id, playbook.name, status, _plain(variables), list(run.steps), [], overridden,
-                          error)
+                          error, elapsed)
 
 
 def _roll_back(executor: _Executor) -> str:
     """Run every rollback step, best effort; the run is rolled_back only if all of them succeeded."""
     ok = True
     for step in executor.playbook.rollback:
+        if step.when is not None and not template.truth(step.when, executor.ctx.variables):
+            executor.run.skip(f"rollback: {step.name}", f"when: {step.when} is false")
+            continue
         try:
             executor.run.step(f"rollback: {step.name}", executor.call(step))
         except Exception:  # keep rolling back the rest; the journal has the failure

@@ -16,6 +16,7 @@ from typing import Any
 
 from drorch.engine.actions import compute, dns, http, mysql
 from drorch.engine.run import Progress, Run, StepResult
+from drorch.engine.topology import observe
 from drorch.errors import DrorchError, OperationFailed, RefusedForSafety
 from drorch.providers.estate import Estate
 from drorch.providers.mysql.client import MySQLClient, ServerState
@@ -51,62 +52,16 @@ class FailoverResult:
         }
 
 
-def _snapshot(dbs: dict[str, MySQLClient]) -> dict[str, ServerState | None]:
-    states: dict[str, ServerState | None] = {}
-    for site, db in dbs.items():
-        try:
-            states[site] = db.state() if db.ping() else None
-        except Exception:
-            states[site] = None
-    return states
-
-
-def _site_at(estate: Estate, host: str, port: int) -> str | None:
-    return next((name for name, site in estate.config.sites.items()
-                 if site.mysql.host == host and site.mysql.port == port), None)
-
-
-def _current_primary(estate: Estate, states: dict[str, ServerState | None]) -> str:
-    writable = [site for site, state in states.items() if state is not None and not state.read_only]
-    if len(writable) > 1:
-        raise RefusedForSafety(f"more than one writable database ({', '.join(writable)}): split-brain; "
-                               "fence all but one by hand (SET GLOBAL read_only=ON) and run again")
-    if writable:
-        return writable[0]
-    sources = {_site_at(estate, s.replica.source_host, s.replica.source_port)
-               for s in states.values() if s is not None and s.replica is not None}
-    sources.discard(None)
-    if len(sources) == 1:
-        return str(sources.pop())
-    return estate.config.primary_site
-
-
-def _confirm_primary_lost(estate: Estate, old: str, states: dict[str, ServerState | None]) -> None:
-    """Holistic detection: the replicas must agree the primary is gone.
-
-    Fails closed: a replica whose IO thread still runs against a source drorch
-    cannot reach (whatever address it uses for it) means a partition, not a death.
-    """
-    for site, state in states.items():
-        if state is None or state.replica is None or site == old or not state.replica.io_running:
-            continue
-        source = _site_at(estate, state.replica.source_host, state.replica.source_port)
-        if source is None or states.get(source) is None:
-            raise RefusedForSafety(
-                f"drorch cannot reach {old}'s database, but {site} still replicates from "
-                f"{state.replica.source_host}:{state.replica.source_port}: a network partition, not a dead "
-                f"primary; {old} may still take writes. Check the network or fence {old} first"
-            )
-
-
 def failover(estate: Estate, to: str, progress: Progress | None = None,
              journal: Journal | None = None) -> FailoverResult:
     """Move the primary role and the service name to ``to``; journal every step when given a journal."""
     config = estate.config
     config.site(to)
     dbs = {site: estate.mysql(site) for site in config.sites}
-    states = _snapshot(dbs)
-    old = _current_primary(estate, states)
+    topology = observe(estate)
+    topology.refuse_split_brain()
+    topology.refuse_partition()
+    states, old = topology.states, topology.primary
     if states[to] is None:
         raise RefusedForSafety(f"{to}'s database does not answer: it cannot become primary")
     run = Run("failover", {"from": old, "to": to}, progress, journal)
@@ -132,8 +87,6 @@ def _execute(estate: Estate, run: Run, dbs: dict[str, MySQLClient], states: dict
                      lambda: _promote(dbs[to], partner is not None and states.get(partner) is not None))
         return _finish(estate, run, old, to, "already-primary", lost=0, notes=[f"{to} was already primary"])
     planned = states[old] is not None
-    if not planned:
-        _confirm_primary_lost(estate, old, states)
     replica_user = config.data.mysql.replication_user
     repl_password = estate.replication_password()
     target = config.site(to).mysql

@@ -22,7 +22,8 @@ from drorch.engine.playbook.model import Playbook, Step
 from drorch.errors import InvalidInput
 
 # Variables the engine provides to every template, besides the playbook's own parameters.
-BUILTINS = {"primary", "primary_reachable", "sites", "standbys", "ready", "service"}
+BUILTINS = {"primary", "primary_reachable", "reachable", "writable", "partition", "sites", "standbys", "ready",
+            "service"}
 
 
 def _template_problems(value: Any, path: FieldPath, known: set[str], expression: bool = False

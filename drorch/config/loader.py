@@ -69,6 +69,9 @@ def _reference_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
                 yield ("sites", name, "vpn", "aws_site"), f"unknown site '{site.vpn.aws_site}' (known: {known})"
             elif target.provider.kind != "aws":
                 yield ("sites", name, "vpn", "aws_site"), f"site '{site.vpn.aws_site}' is not on AWS"
+    for index, name in enumerate(config.automation.candidates):
+        if name not in sites:
+            yield ("automation", "candidates", index), f"unknown site '{name}' (known: {known})"
     for index, pair in enumerate(config.data.mysql.semi_sync):
         for name in pair:
             if name not in sites:

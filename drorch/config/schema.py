@@ -178,6 +178,14 @@ class Detection(Model):
     probe_attempts: int = Field(default=3, ge=1, le=10, description="tries per probe within one round")
 
 
+class Automation(Model):
+    """Automatic failover by ``drorch serve`` when detection declares the primary's database dead."""
+
+    auto_failover: bool = False
+    block_seconds: float = Field(default=3600.0, ge=0, description="no second automatic failover within this time")
+    candidates: list[str] = Field(default_factory=list, description="preferred targets, in order")
+
+
 class Metrics(Model):
     listen: str = Field(default="127.0.0.1:9464", pattern=r"^[^:\s]+:\d{1,5}$", description="host:port")
 
@@ -195,6 +203,7 @@ class Config(Model):
     data: Data
     state: State = State()
     detection: Detection = Detection()
+    automation: Automation = Automation()
     metrics: Metrics = Metrics()
     source_path: Path | None = Field(default=None, exclude=True)
 

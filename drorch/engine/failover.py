@@ -53,8 +53,12 @@ class FailoverResult:
 
 
 def failover(estate: Estate, to: str, progress: Progress | None = None,
-             journal: Journal | None = None) -> FailoverResult:
-    """Move the primary role and the service name to ``to``; journal every step when given a journal."""
+             journal: Journal | None = None, trigger: str = "manual", reason: str = "") -> FailoverResult:
+    """Move the primary role and the service name to ``to``; journal every step when given a journal.
+
+    ``trigger`` (manual | automatic) and ``reason`` are journaled: automatic runs are what
+    the anti-flapping block period counts.
+    """
     config = estate.config
     config.site(to)
     dbs = {site: estate.mysql(site) for site in config.sites}
@@ -64,13 +68,14 @@ def failover(estate: Estate, to: str, progress: Progress | None = None,
     states, old = topology.states, topology.primary
     if states[to] is None:
         raise RefusedForSafety(f"{to}'s database does not answer: it cannot become primary")
-    run = Run("failover", {"from": old, "to": to}, progress, journal)
+    context = {"from": old, "to": to, "trigger": trigger, "reason": reason}
+    run = Run("failover", context, progress, journal)
     try:
         result = _execute(estate, run, dbs, states, old, to)
     except DrorchError as exc:
-        run.finish("failed", {"from": old, "to": to, "error": str(exc)})
+        run.finish("failed", {**context, "error": str(exc)})
         raise
-    summary = result.to_json()
+    summary = {**result.to_json(), "trigger": trigger, "reason": reason}
     del summary["steps"]
     run.finish(result.status, summary)
     return result

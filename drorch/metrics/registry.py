@@ -14,6 +14,7 @@ from drorch.config.schema import Config
 from drorch.probes.detector import Verdicts
 from drorch.probes.readiness import Readiness
 from drorch.probes.result import Snapshot
+from drorch.state.journal import RunRecord
 
 
 @dataclass
@@ -29,6 +30,10 @@ class Metrics:
     dns_active_site: Gauge
     standby_ready: Gauge
     objective: Gauge
+    failover_total: Gauge
+    last_failover_rto: Gauge
+    last_failover_rpo: Gauge
+    step_duration: Gauge
 
 
 def create(config: Config) -> Metrics:
@@ -54,6 +59,13 @@ def create(config: Config) -> Metrics:
                               ("record", "site")),
         standby_ready=gauge("drorch_standby_ready", "1 when the standby could take over now", ("site",)),
         objective=gauge("drorch_objective_seconds", "the configured objectives", ("objective",)),
+        failover_total=gauge("drorch_failover_total", "failover and playbook runs in the journal, by outcome",
+                             ("to", "result")),
+        last_failover_rto=gauge("drorch_last_failover_rto_seconds", "RTO of the newest finished failover", ()),
+        last_failover_rpo=gauge("drorch_last_failover_rpo_seconds",
+                                "RPO of the newest failover (NaN when it could not be proven)", ()),
+        step_duration=gauge("drorch_playbook_step_duration_seconds", "step durations of each playbook's newest run",
+                            ("playbook", "step")),
     )
     metrics.objective.labels("rto").set(config.objectives.rto_seconds)
     metrics.objective.labels("rpo").set(config.objectives.rpo_seconds)
@@ -100,3 +112,29 @@ def _update_dynamodb(metrics: Metrics, snapshot: Snapshot, site: str) -> None:
         return
     for source_region, lag in result.detail.get("probe_lag", {}).items():
         metrics.replication_lag.labels("dynamodb", source_region, site).set(lag)
+
+
+def update_runs(metrics: Metrics, runs: list[RunRecord]) -> None:
+    """Failover history from the journal, so runs made by any controller or CLI show up."""
+    counts: dict[tuple[str, str], int] = {}
+    newest_failover = None
+    seen_playbooks: set[str] = set()
+    for run in runs:  # newest first
+        if run.status == "running":
+            continue
+        to = str(run.summary.get("to") or run.summary.get("parameters", {}).get("to") or "?")
+        counts[(to, run.status)] = counts.get((to, run.status), 0) + 1
+        if newest_failover is None and run.operation == "failover" and run.status == "succeeded":
+            newest_failover = run
+        name = run.operation.removeprefix("playbook:")
+        if name not in seen_playbooks:
+            seen_playbooks.add(name)
+            for step in run.steps:
+                if step.duration_seconds is not None:
+                    metrics.step_duration.labels(name, step.name).set(step.duration_seconds)
+    for (to, result), count in counts.items():
+        metrics.failover_total.labels(to, result).set(count)
+    if newest_failover is not None:
+        rto, rpo = newest_failover.summary.get("rto_seconds"), newest_failover.summary.get("rpo_seconds")
+        metrics.last_failover_rto.set(float(rto) if rto is not None else float("nan"))
+        metrics.last_failover_rpo.set(float(rpo) if rpo is not None else float("nan"))

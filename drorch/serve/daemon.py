@@ -23,6 +23,8 @@ from drorch.probes.detector import Detector, Verdicts, writable_sites
 from drorch.probes.readiness import Readiness, assess
 from drorch.probes.result import Snapshot
 from drorch.providers.estate import Estate
+from drorch.serve import automation
+from drorch.state.backends import open_journal
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Round:
     snapshot: Snapshot
     verdicts: Verdicts
     readiness: dict[str, Readiness]
+    decision: automation.Decision
 
 
 OnRound = Callable[[Round], None]
@@ -49,6 +52,7 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
     server, server_thread = start_http_server(port, addr=host, registry=metrics.registry)
     collector = Collector(estate, fault=fault)
     detector = Detector(config)
+    journal = open_journal(config)
     writable_now: list[str] = []
     writer = heartbeat.Writer(estate.mysql, lambda: writable_now[0] if len(writable_now) == 1 else None,
                               config.data.heartbeat.table, config.data.heartbeat.interval_seconds)
@@ -64,8 +68,10 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
             writable_now[:] = writable_sites(snapshot, list(config.sites))
             readiness = assess(config, snapshot, verdicts.primary)
             registry.update(metrics, config, snapshot, verdicts, readiness)
+            decision = automation.consider(estate, journal, snapshot, verdicts)
+            registry.update_runs(metrics, journal.runs(200))
             if on_round is not None:
-                on_round(Round(snapshot, verdicts, readiness))
+                on_round(Round(snapshot, verdicts, readiness, decision))
             next_round += interval
             if stop.wait(max(0.0, next_round - time.monotonic())):
                 break

@@ -1,0 +1,79 @@
+"""Automatic failover: act once when the primary is declared dead, then stay blocked for a while.
+
+Like orchestrator's RecoveryPeriodBlockSeconds, an automatic failover blocks the
+next one for ``automation.block_seconds``: a flapping network must not bounce the
+primary between sites. The block is read from the journal, so a restarted
+controller honours it too; a manual failover is never blocked.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from drorch.engine.failover import FailoverResult, failover
+from drorch.errors import DrorchError
+from drorch.probes.detector import Verdicts
+from drorch.probes.result import Snapshot
+from drorch.providers.estate import Estate
+from drorch.providers.mysql.gtid import GtidPosition
+from drorch.state.journal import Journal
+
+
+@dataclass(frozen=True)
+class Decision:
+    acted: bool
+    reason: str
+    result: FailoverResult | None = None
+
+
+def blocked_until(journal: Journal, block_seconds: float) -> float | None:
+    """When the block from the last automatic failover ends (None: not blocked)."""
+    now = time.time()
+    for run in journal.runs(50):
+        if run.operation == "failover" and run.summary.get("trigger") == "automatic":
+            until = run.started_at + block_seconds
+            return until if until > now else None
+    return None
+
+
+def choose_target(estate: Estate, snapshot: Snapshot, dead: str) -> str | None:
+    """The configured candidates in order, else the replica that received the most (semi-sync pair first)."""
+    from drorch.engine.actions.mysql import semi_sync_partner
+
+    alive = {site: r for site in estate.config.sites if site != dead
+             and (r := snapshot.get(site, "database")) is not None and r.ok}
+    for site in estate.config.automation.candidates:
+        if site in alive:
+            return site
+    partner = semi_sync_partner(estate, dead)
+    if partner in alive:
+        return partner
+
+    def received(site: str) -> tuple[int, ...]:
+        try:
+            return GtidPosition.parse(str(alive[site].detail.get("received_gtid", ""))).sort_key()
+        except ValueError:
+            return (0,)
+
+    return max(alive, key=received) if alive else None
+
+
+def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Verdicts) -> Decision:
+    """Fail over automatically if the primary is dead, automation is on and no block is in force."""
+    automation = estate.config.automation
+    if not automation.auto_failover or not verdicts.primary_database_dead:
+        return Decision(False, verdicts.reason)
+    until = blocked_until(journal, automation.block_seconds)
+    if until is not None:
+        return Decision(False, f"primary dead, but automatic failover is blocked until "
+                               f"{time.strftime('%H:%M:%S', time.localtime(until))} (anti-flapping)")
+    target = choose_target(estate, snapshot, verdicts.primary)
+    if target is None:
+        return Decision(False, "primary dead, but no replica answers")
+    reason = f"detector: {verdicts.reason}"
+    try:
+        result = failover(estate, target, journal=journal, trigger="automatic", reason=reason)
+    except DrorchError as exc:
+        return Decision(False, f"automatic failover to {target} refused or failed: {exc}")
+    return Decision(True, reason, result)

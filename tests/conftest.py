@@ -11,21 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from drorch.lab import lifecycle, processes
-from drorch.lab.control import Lab, open_lab
+from drorch.lab import processes
+from drorch.lab.control import Lab
 from drorch.lab.layout import LabLayout
+from tests.helpers import running_lab
 
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    root = tmp_path_factory.mktemp("lab")
-    lifecycle.up(root)
-    try:
-        yield open_lab(root)
-    finally:
-        lifecycle.down(root)
-        leftover = [t for t in processes.tracked_all(LabLayout(root.resolve()).run) if processes.is_alive(t)]
-        assert not leftover, f"lab processes still running after lab down: {leftover}"
+    with running_lab(tmp_path_factory.mktemp("lab")) as started:
+        yield started
 
 
 def pids_of(root: Path) -> list[int]:

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from drorch.engine.failover import failover
-from drorch.lab import chaos
-from drorch.lab.control import Lab
+from drorch.lab import chaos, lifecycle, processes
+from drorch.lab.control import Lab, open_lab
+from drorch.lab.layout import LabLayout
 
 T = TypeVar("T")
+
+
+@contextmanager
+def running_lab(root: Path) -> Iterator[Lab]:
+    """A lab started in ``root`` and always stopped (every process by its PID) afterwards."""
+    lifecycle.up(root)
+    try:
+        yield open_lab(root)
+    finally:
+        lifecycle.down(root)
+        leftover = [t for t in processes.tracked_all(LabLayout(root.resolve()).run) if processes.is_alive(t)]
+        assert not leftover, f"lab processes still running after lab down: {leftover}"
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 15.0, interval: float = 0.1) -> T:

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from drorch.config.schema import Config, SecretRef
-from drorch.config.yamlpos import FieldPath, describe_error, format_location, load_with_lines
+from drorch.config.yamlpos import FieldPath, describe_error, format_location, load_mapping_file
 from drorch.errors import InvalidInput
 
 ENV_VAR = "DRORCH_CONFIG"
@@ -94,20 +93,8 @@ def _secret_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
 
 def load_config(path: Path) -> Config:
     """Load and validate a config file; raise InvalidInput listing every problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(
-            f"{path}: cannot read config ({exc.strerror}); pass --config FILE or set ${ENV_VAR}"
-        ) from None
-    try:
-        data, lines = load_with_lines(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise InvalidInput(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{path}:1: the config must be a mapping of keys (service, sites, dns, data...)")
+    data, lines = load_mapping_file(path, "config", f"pass --config FILE or set ${ENV_VAR}",
+                                    "service, sites, dns, data...")
     try:
         config = Config.model_validate({**data, "source_path": path.resolve()})
     except ValidationError as exc:

@@ -91,3 +91,27 @@ def describe_error(error: Any) -> str:
     message = str(error["msg"])
     hint = _HINTS.get(str(error["type"]))
     return f"{message} ({hint})" if hint else message
+
+
+def load_mapping_file(
+    path: Path, what: str, unreadable_hint: str, shape: str
+) -> tuple[dict[str, Any], dict[FieldPath, int]]:
+    """Read a YAML file that must hold a mapping; clear InvalidInput (file, line, fix) otherwise.
+
+    ``what`` names the document ("config", "playbook"), ``shape`` what the mapping should hold.
+    """
+    from drorch.errors import InvalidInput
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read {what} ({exc.strerror}); {unreadable_hint}") from None
+    try:
+        data, lines = load_with_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise InvalidInput(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}:1: the {what} must be a mapping of keys ({shape})")
+    return data, lines

@@ -15,21 +15,17 @@ import yaml
 
 from drorch.config import load_config
 from drorch.engine.actions import dns
-from drorch.lab import chaos, lifecycle
-from drorch.lab.control import Lab, open_lab
+from drorch.lab import chaos
+from drorch.lab.control import Lab
 from drorch.serve.daemon import Round, serve
 from drorch.state.backends import open_journal
-from tests.helpers import wait_for, writable_sites
+from tests.helpers import running_lab, wait_for, writable_sites
 
 
 @pytest.fixture(scope="module")
 def own_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    root = tmp_path_factory.mktemp("autolab")
-    lifecycle.up(root)
-    try:
-        yield open_lab(root)
-    finally:
-        lifecycle.down(root)
+    with running_lab(tmp_path_factory.mktemp("autolab")) as started:
+        yield started
 
 
 def test_automatic_failover_once_then_blocked(own_lab: Lab) -> None:

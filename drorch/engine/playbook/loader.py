@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from drorch.config.yamlpos import FieldPath, describe_error, format_location, load_with_lines
+from drorch.config.yamlpos import FieldPath, describe_error, format_location, load_mapping_file
 from drorch.engine.catalogue import ActionSpec, catalogue
 from drorch.engine.playbook import template
 from drorch.engine.playbook.model import Playbook, Step
@@ -111,18 +110,8 @@ def problems(playbook: Playbook) -> list[tuple[FieldPath, str]]:
 
 def load_playbook(path: Path) -> Playbook:
     """Load ``path``; raise InvalidInput listing every problem (file:line: field: message (fix))."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read playbook ({exc.strerror}); check the path") from None
-    try:
-        data, lines = load_with_lines(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise InvalidInput(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{path}:1: a playbook is a mapping with name, parameters, guards, steps and rollback")
+    data, lines = load_mapping_file(path, "playbook", "check the path",
+                                    "name, parameters, guards, steps, rollback")
     try:
         playbook = Playbook.model_validate(data)
     except ValidationError as exc:

@@ -153,3 +153,5 @@ def test_dynamodb_probe_reports_cloudwatch_replication_latency(lab: Lab) -> None
     assert result is not None and result.ok, result
     assert result.detail["aws_replication_latency"] == {"dr-orders-table": 0.85}
     assert result.detail["tables"]["dr-orders-table"] == "ACTIVE"
+    stream = result.detail["streams"]["dr-orders-table"]
+    assert stream["status"] == "ENABLED" and stream["open_shards"] >= 1

@@ -110,9 +110,12 @@ def test_serve_exports_every_metric_with_sensible_values(serving: Serving) -> No
     assert serving.value("drorch_dns_active_site", record=serving.lab.config.dns.record, site="seoul") == 1
     assert serving.value("drorch_dns_active_site", record=serving.lab.config.dns.record, site="tokyo") == 0
     assert serving.value("drorch_objective_seconds", objective="rpo") == serving.lab.config.objectives.rpo_seconds
-    lag = serving.value("drorch_replication_lag_seconds", store="mysql", source="seoul", replica="tokyo")
-    assert lag is not None and lag < 1.0  # heartbeats every 250 ms
-    assert serving.value("drorch_standby_ready", site="tokyo") == 1
+    def lag() -> float | None:
+        return serving.value("drorch_replication_lag_seconds", store="mysql", source="seoul", replica="tokyo")
+
+    wait_for(lambda: (value := lag()) is not None and value < 1.0, timeout=10)  # heartbeats every 250 ms
+    # a scrape may fall between the lag and the readiness update of one round: wait for a consistent one
+    wait_for(lambda: serving.value("drorch_standby_ready", site="tokyo") == 1, timeout=10)
     tunnels = [v for (n, labels), v in serving.samples().items() if n == "drorch_vpn_tunnel_up"]
     assert tunnels == [1.0, 1.0]
 

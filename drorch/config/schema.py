@@ -175,7 +175,7 @@ class Detection(Model):
     interval_seconds: float = Field(default=1.0, gt=0, le=300)
     failure_threshold: int = Field(default=3, ge=1, le=100)
     probe_timeout_seconds: float = Field(default=0.8, gt=0, le=60)
-    probe_attempts: int = Field(default=3, ge=1, le=10, description="tries per probe within one round")
+    probe_attempts: int = Field(default=4, ge=1, le=10, description="tries per probe within one round")
 
 
 class Automation(Model):

@@ -126,7 +126,7 @@ def config_document(state: LabState) -> dict[str, Any]:
         },
         "state": {"backend": "sqlite", "path": "state/drorch.db"},
         "detection": {"interval_seconds": 1.0, "failure_threshold": 3, "probe_timeout_seconds": 0.8,
-                      "probe_attempts": 3},
+                      "probe_attempts": 4},
         "metrics": {"listen": f"127.0.0.1:{state.metrics_port}"},
     }
 

@@ -53,6 +53,11 @@ class Detector:
         self._primary = config.primary_site
 
     def observe(self, snapshot: Snapshot) -> Verdicts:
+        if not any(result.ok for result in snapshot.results):
+            # Nothing answered at all: the controller's own network is the likeliest failure, so the
+            # round proves nothing about the sites and counts neither way.
+            return Verdicts(snapshot.at, dict(self._sites), self._primary, False,
+                            "inconclusive round: no probe answered (is the controller's network down?)")
         for name, verdict in self._sites.items():
             self._sites[name] = self._step(verdict, site_healthy(snapshot, name), snapshot.at)
             database = snapshot.get(name, "database")

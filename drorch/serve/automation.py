@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from drorch.engine.failover import FailoverResult, failover
+from drorch.engine.topology import observe
 from drorch.errors import DrorchError
 from drorch.probes.detector import Verdicts
 from drorch.probes.result import Snapshot
@@ -68,6 +69,10 @@ def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Ver
     if until is not None:
         return Decision(False, f"primary dead, but automatic failover is blocked until "
                                f"{time.strftime('%H:%M:%S', time.localtime(until))} (anti-flapping)")
+    if observe(estate).primary_reachable:
+        # Checked again right before acting: a controller whose own network hiccuped for a few rounds
+        # must not turn that into a switchover nobody asked for.
+        return Decision(False, f"{verdicts.primary}'s database answers again: not failing over")
     target = choose_target(estate, snapshot, verdicts.primary)
     if target is None:
         return Decision(False, "primary dead, but no replica answers")

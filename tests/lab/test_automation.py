@@ -28,6 +28,25 @@ def own_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield started
 
 
+def test_no_automatic_failover_when_the_primary_answers_at_the_last_check(own_lab: Lab) -> None:
+    from drorch.probes.detector import SiteVerdict, Verdicts
+    from drorch.probes.result import Snapshot
+    from drorch.serve.automation import consider
+
+    document = yaml.safe_load(own_lab.layout.config.read_text())
+    document["automation"] = {"auto_failover": True, "block_seconds": 0}
+    path = own_lab.layout.root / "drorch-recheck.yaml"
+    path.write_text(yaml.safe_dump(document))
+    config = load_config(path)
+    estate = own_lab.estate.__class__(config)
+    primary = writable_sites(own_lab)[0]
+    stale = Verdicts(time.time(), {s: SiteVerdict(s, s != primary, 0, 0.0) for s in config.sites}, primary, True,
+                     "a controller that lost its own network for three rounds")
+    decision = consider(estate, open_journal(config), Snapshot(time.time(), ()), stale)
+    assert not decision.acted and "answers again" in decision.reason
+    assert writable_sites(own_lab) == [primary]
+
+
 def test_automatic_failover_once_then_blocked(own_lab: Lab) -> None:
     document = yaml.safe_load(own_lab.layout.config.read_text())
     document["automation"] = {"auto_failover": True, "block_seconds": 3600}
@@ -88,3 +107,4 @@ def _metric(listen: str, sample: str) -> float | None:
         if line.startswith(sample + " "):
             return float(line.rsplit(" ", 1)[1])
     return None
+

@@ -116,3 +116,14 @@ def test_readiness_lists_every_reason(config: Config) -> None:
 def test_a_healthy_caught_up_standby_is_ready(config: Config) -> None:
     snapshot = Snapshot(1, (app("seoul"), db("seoul", writable=True), app("tokyo"), db("tokyo", lag=0.2)))
     assert assess(config, snapshot, "seoul")["tokyo"].ready
+
+
+def test_a_round_where_nothing_answered_counts_neither_way(config: Config) -> None:
+    detector = Detector(config)
+    detector.observe(round_(1, seoul_up=False))
+    detector.observe(round_(2, seoul_up=False))
+    blind = Snapshot(3, tuple(ProbeResult(s, p, False, None, 0.0, {}, "timed out")
+                            for s in SITES for p in ("app", "database")))
+    verdict = detector.observe(blind)
+    assert verdict.sites["seoul"].up and not verdict.primary_database_dead and "inconclusive" in verdict.reason
+    assert not detector.observe(round_(4, seoul_up=False, replicas_io=False)).sites["seoul"].up  # the streak goes on

@@ -18,7 +18,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench_common import code_version
+from bench_common import code_version, stop_process
 
 from drorch.config.schema import Config
 from drorch.lab import lifecycle, processes
@@ -149,16 +148,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
-def stop_pid(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(5)
-
-
 def serve_idle(config_path: Path, listen: str, seconds: float, warmup: float, root: Path) -> dict[str, Any]:
     """``drorch serve`` as a subprocess on the healthy lab: its CPU over ``seconds`` after a warm-up."""
     host, _, port = listen.rpartition(":")
@@ -177,7 +166,7 @@ def serve_idle(config_path: Path, listen: str, seconds: float, warmup: float, ro
         if process.poll() is not None:
             raise SystemExit(f"drorch serve exited during the measurement; see {root / 'serve.log'}")
     finally:
-        stop_pid(process)
+        stop_process(process, 15)
     wall = wall_after - wall_before
     cpu = cpu_after - cpu_before
     return {
@@ -261,7 +250,7 @@ def probe_engine(targets: list[int], rounds: int) -> list[dict[str, Any]]:
                 out.append(row)
                 print(json.dumps(row), flush=True)
     finally:
-        stop_pid(server)
+        stop_process(server, 15)
     return out
 
 

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import tempfile
@@ -39,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench_common import code_version
+from bench_common import code_version, stop_process
 
 from drorch.data import heartbeat
 from drorch.lab import chaos, lifecycle
@@ -102,18 +101,6 @@ class PtHeartbeat:
     def check_argv(self, master_server_id: int, skew: float) -> list[str]:
         return [*self._base(REPLICA), "--check", "--master-server-id", str(master_server_id),
                 "--skew", f"{skew:g}"]
-
-
-def stop_pid(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process we started (by its PID), then SIGKILL after 5 s."""
-    if process.poll() is not None:
-        return
-    os.kill(process.pid, signal.SIGTERM)
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(5)
 
 
 def parse_pt_ts(value: str) -> float:
@@ -304,7 +291,7 @@ def main() -> None:
             for writer in writers:
                 writer.stop()
             if pt_process is not None:
-                stop_pid(pt_process)
+                stop_process(pt_process, 5)
             lifecycle.down(root)
     per_delay = [summarise(run, interval, args.reference_interval) for run in runs]
     doc = {

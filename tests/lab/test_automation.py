@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,6 +19,7 @@ from drorch.config import load_config
 from drorch.engine.actions import dns
 from drorch.lab import chaos
 from drorch.lab.control import Lab
+from drorch.providers.estate import Estate
 from drorch.serve.daemon import Round, serve
 from drorch.state.backends import open_journal
 from tests.helpers import running_lab, wait_for, writable_sites
@@ -28,17 +31,22 @@ def own_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield started
 
 
+def _with_automation(lab: Lab, name: str, automation: dict[str, Any]) -> Path:
+    """The lab's config with an ``automation`` section, beside it so relative secret paths still work."""
+    document = yaml.safe_load(lab.layout.config.read_text())
+    document["automation"] = automation
+    path = lab.layout.root / f"drorch-{name}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
 def test_no_automatic_failover_when_the_primary_answers_at_the_last_check(own_lab: Lab) -> None:
     from drorch.probes.detector import SiteVerdict, Verdicts
     from drorch.probes.result import Snapshot
     from drorch.serve.automation import consider
 
-    document = yaml.safe_load(own_lab.layout.config.read_text())
-    document["automation"] = {"auto_failover": True, "block_seconds": 0}
-    path = own_lab.layout.root / "drorch-recheck.yaml"
-    path.write_text(yaml.safe_dump(document))
-    config = load_config(path)
-    estate = own_lab.estate.__class__(config)
+    config = load_config(_with_automation(own_lab, "recheck", {"auto_failover": True, "block_seconds": 0}))
+    estate = Estate(config)
     primary = writable_sites(own_lab)[0]
     stale = Verdicts(time.time(), {s: SiteVerdict(s, s != primary, 0, 0.0) for s in config.sites}, primary, True,
                      "a controller that lost its own network for three rounds")
@@ -48,11 +56,7 @@ def test_no_automatic_failover_when_the_primary_answers_at_the_last_check(own_la
 
 
 def test_automatic_failover_once_then_blocked(own_lab: Lab) -> None:
-    document = yaml.safe_load(own_lab.layout.config.read_text())
-    document["automation"] = {"auto_failover": True, "block_seconds": 3600}
-    path = own_lab.layout.root / "drorch-auto.yaml"
-    path.write_text(yaml.safe_dump(document))
-    config = load_config(path)
+    config = load_config(_with_automation(own_lab, "auto", {"auto_failover": True, "block_seconds": 3600}))
     rounds: list[Round] = []
     stop = threading.Event()
     thread = threading.Thread(target=serve, args=(config, stop, rounds.append), daemon=True)
@@ -92,10 +96,7 @@ def test_automatic_failover_once_then_blocked(own_lab: Lab) -> None:
 def test_unknown_candidate_is_a_config_error(own_lab: Lab) -> None:
     from drorch.errors import InvalidInput
 
-    document = yaml.safe_load(own_lab.layout.config.read_text())
-    document["automation"] = {"auto_failover": True, "candidates": ["osaka"]}
-    path = own_lab.layout.root / "drorch-bad.yaml"
-    path.write_text(yaml.safe_dump(document))
+    path = _with_automation(own_lab, "bad", {"auto_failover": True, "candidates": ["osaka"]})
     with pytest.raises(InvalidInput, match=r"automation\.candidates\.0: unknown site 'osaka'"):
         load_config(path)
 

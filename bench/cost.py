@@ -5,7 +5,8 @@ Writes bench/results/cost.json and prints a Markdown table (medians).
 
 Baselines measured in the same run, interleaved with the measured command so noise hits both:
 - ``drorch --help`` against ``python -c pass`` (the interpreter's own start-up);
-- ``drorch status`` against ``python -c "import boto3"`` (one import every AWS tool pays);
+- ``drorch status`` against ``python -c "import boto3"`` (one import every AWS tool pays), both with no
+  ``serve`` running (status probes the estate itself) and with one (status shows serve's published round);
 - probe CPU per probe against a bare ``http.client`` GET to the same local server on the same pool.
 Where the time goes: ``python -X importtime`` for both commands (self time summed per top-level package)
 and a phase breakdown of ``drorch.probes.report.status`` in a fresh interpreter (cProfile of the main
@@ -148,8 +149,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
-def serve_idle(config_path: Path, listen: str, seconds: float, warmup: float, root: Path) -> dict[str, Any]:
-    """``drorch serve`` as a subprocess on the healthy lab: its CPU over ``seconds`` after a warm-up."""
+def serve_idle(config_path: Path, listen: str, seconds: float, warmup: float, root: Path,
+               status_runs: int) -> dict[str, Any]:
+    """``drorch serve`` as a subprocess on the healthy lab: its CPU over ``seconds`` after a warm-up.
+
+    Afterwards, while it still runs, ``drorch status`` is timed again: it then shows serve's published view.
+    """
     host, _, port = listen.rpartition(":")
     with (root / "serve.log").open("wb") as log:
         process = subprocess.Popen([DRORCH, "serve", "--config", str(config_path)], stdout=log, stderr=log)
@@ -165,6 +170,8 @@ def serve_idle(config_path: Path, listen: str, seconds: float, warmup: float, ro
         lab_after = {item.name: cpu_seconds(item.pid) for item in lab_items}
         if process.poll() is not None:
             raise SystemExit(f"drorch serve exited during the measurement; see {root / 'serve.log'}")
+        served, served_boto = interleaved([DRORCH, "status", "--config", str(config_path)],
+                                          [PY, "-c", "import boto3"], status_runs)
     finally:
         stop_process(process, 15)
     wall = wall_after - wall_before
@@ -175,6 +182,8 @@ def serve_idle(config_path: Path, listen: str, seconds: float, warmup: float, ro
         "cpu_ms_per_probe_round": round(1000 * cpu / wall, 1),  # one round per second at the lab's interval
         "lab_processes_cpu_percent": {name: round(100 * (lab_after[name] - lab_before[name]) / wall, 2)
                                       for name in sorted(lab_before)},
+        "status_served_seconds": [round(v, 4) for v in served],
+        "status_served_import_boto3_seconds": [round(v, 4) for v in served_boto],
     }
 
 
@@ -289,7 +298,8 @@ def main() -> None:
             if phases_run.returncode != 0:
                 raise SystemExit(f"status breakdown failed: {phases_run.stderr[-3000:]}")
             phases = json.loads(phases_run.stdout.strip().splitlines()[-1])
-            idle = serve_idle(config_path, lab.config.metrics.listen, args.idle_seconds, args.idle_warmup, root)
+            idle = serve_idle(config_path, lab.config.metrics.listen, args.idle_seconds, args.idle_warmup, root,
+                              args.status_runs)
             print(f"serve idle {idle['cpu_percent_of_one_core']} % of one core", flush=True)
         finally:
             lifecycle.down(root)
@@ -300,9 +310,15 @@ def main() -> None:
         "help_vs_python_pass": round(med(help_s) / med(pass_s), 2), "help_target_seconds": 0.3,
         "help_target_met": med(help_s) < 0.3,
         "help_plain_formatter_median_seconds": round(med(plain_s), 3),
-        "status_median_seconds": round(med(status_s), 3), "import_boto3_median_seconds": round(med(boto_s), 3),
-        "status_vs_import_boto3": round(med(status_s) / med(boto_s), 2), "status_target_seconds": 1.5,
-        "status_target_met": med(status_s) < 1.5,
+        "status_probing_median_seconds": round(med(status_s), 3),
+        "import_boto3_median_seconds": round(med(boto_s), 3),
+        "status_probing_vs_import_boto3": round(med(status_s) / med(boto_s), 2),
+        "status_served_median_seconds": round(med(idle["status_served_seconds"]), 3),
+        "status_served_vs_import_boto3": round(
+            med(idle["status_served_seconds"]) / med(idle["status_served_import_boto3_seconds"]), 2),
+        "status_target_seconds": 1.5,
+        "status_served_target_met": med(idle["status_served_seconds"]) < 1.5,
+        "status_probing_target_met": med(status_s) < 1.5,
         "serve_idle_cpu_percent_of_one_core": idle["cpu_percent_of_one_core"], "serve_idle_target_percent": 5.0,
         "serve_idle_target_met": idle["cpu_percent_of_one_core"] < 5.0,
         "probe_cpu_ms_per_probe": {str(r["targets"]): r["cpu_ms_per_probe_median"] for r in engine},
@@ -324,8 +340,11 @@ def main() -> None:
           f"{summary['python_pass_median_seconds']} s (x{summary['help_vs_python_pass']}) | < 0.3 s |")
     print("| `drorch --help`, plain click formatter (`TYPER_USE_RICH=0`) | "
           f"{summary['help_plain_formatter_median_seconds']} s | | |")
-    print(f"| `drorch status` (lab) | {summary['status_median_seconds']} s | `python -c 'import boto3'` "
-          f"{summary['import_boto3_median_seconds']} s (x{summary['status_vs_import_boto3']}) | < 1.5 s |")
+    print(f"| `drorch status` (lab, serve running) | {summary['status_served_median_seconds']} s | "
+          f"`python -c 'import boto3'` x{summary['status_served_vs_import_boto3']} | < 1.5 s |")
+    print(f"| `drorch status` (lab, no serve: probes now) | {summary['status_probing_median_seconds']} s | "
+          f"`python -c 'import boto3'` {summary['import_boto3_median_seconds']} s "
+          f"(x{summary['status_probing_vs_import_boto3']}) | < 1.5 s |")
     print(f"| `drorch serve` idle CPU ({idle['seconds']:g} s) | {idle['cpu_percent_of_one_core']} % of one core | "
           f"| < 5 % |")
     for r in engine:

@@ -61,27 +61,63 @@ def _table(doc: dict[str, Any]) -> Any:
 def status_command(
     config: Path | None = ConfigOption,
     watch: float = typer.Option(0.0, "--watch", "-w", min=0.0, help="refresh every N seconds (0: once)"),
+    fresh: bool = typer.Option(False, "--fresh", help="probe now even when a running `drorch serve` has a view"),
     output: Output = OutputOption,
 ) -> None:
-    """Every site at a glance: health, database role and lag, capacity, VPN, DNS, readiness."""
+    """Every site at a glance: health, database role and lag, capacity, VPN, DNS, readiness.
+
+    When ``drorch serve`` runs against the same state store, its newest round is shown
+    (the view automatic failover acts on, and instant); otherwise the estate is probed now.
+    """
     from rich.console import Console
 
-    from drorch.probes.report import status
-    from drorch.providers.estate import Estate
+    from drorch.state.backends import open_journal
 
-    estate = Estate(_load(config))
+    cfg = _load(config)
+    journal = open_journal(cfg)
     console = Console(width=None if sys.stdout.isatty() else 200)  # pipes and logs get the full table
     while True:
-        doc = status(estate).to_json(estate)
+        doc = None if fresh else _served_view(journal, cfg.detection.interval_seconds)
+        if doc is None:
+            doc = _probe_now(cfg)
         if output == Output.json:
             emit_json(doc)
         else:
             if watch:
                 console.clear()
             console.print(_table(doc))
+            console.print(_observer(doc))
         if not watch:
             return
         time.sleep(watch)
+
+
+def _served_view(journal: Any, interval: float) -> dict[str, Any] | None:
+    """The status ``drorch serve`` published, when it is recent enough to be the current truth."""
+    published = journal.latest_status()
+    if published is None:
+        return None
+    at, doc = published
+    age = time.time() - at
+    if age > max(3 * interval, 3.0) or age < -1.0:
+        return None
+    return {**doc, "observer": {"by": "serve", "age_seconds": round(age, 3)}}
+
+
+def _probe_now(cfg: Any) -> dict[str, Any]:
+    from drorch.probes.report import status
+    from drorch.providers.estate import Estate
+
+    estate = Estate(cfg)
+    doc: dict[str, Any] = status(estate).to_json(estate)
+    return {**doc, "observer": {"by": "status", "age_seconds": 0.0}}
+
+
+def _observer(doc: dict[str, Any]) -> str:
+    observer = doc["observer"]
+    if observer["by"] == "serve":
+        return f"[dim]as seen by drorch serve {observer['age_seconds']:.1f} s ago (--fresh probes now)[/]"
+    return "[dim]probed now (no drorch serve publishing to this state store)[/]"
 
 
 @handle_errors

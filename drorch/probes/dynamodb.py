@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from drorch.config.schema import AwsProvider
 from drorch.probes.result import ProbeResult, timed
 from drorch.providers.aws import cloudwatch, dynamodb, streams
+from drorch.providers.aws.streams import StreamInfo
 from drorch.providers.estate import Estate
 
 
@@ -18,21 +20,16 @@ def probe(estate: Estate, site: str) -> ProbeResult | None:
     tables, probe_table, region = config.dynamodb.tables, config.dynamodb.probe_table, config.provider.region
 
     def measure() -> tuple[bool, float | None, dict[str, Any]]:
-        client = estate.aws(site, "dynamodb")
-        tables_now = {name: dynamodb.table_status(client, name) for name in tables}
-        statuses = {name: table.status for name, table in tables_now.items()}
-        stream_client = estate.aws(site, "dynamodbstreams")
-        stream_states = {name: streams.describe(stream_client, table.stream_arn)
-                         for name, table in tables_now.items() if table.stream_enabled and table.stream_arn}
-        lags: dict[str, float] = {}
-        if probe_table is not None:
-            now = time.time()
-            for writer, item in dynamodb.latest_probes(client, probe_table).items():
-                if writer != region:
-                    lags[writer] = max(0.0, now - item.written_at)
+        # Three independent groups of calls, run side by side: a status round waits for the slowest only.
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix=f"ddb-{site}") as pool:
+            tables_future = pool.submit(_tables_and_streams, estate, site, tables)
+            lags_future = pool.submit(_probe_lags, estate, site, probe_table, region)
+            watch = estate.aws(site, "cloudwatch")
+            reported_future = pool.submit(
+                lambda: {name: cloudwatch.replication_latency_seconds(watch, name, region) for name in tables})
+            (statuses, stream_states), lags, reported = (
+                tables_future.result(), lags_future.result(), reported_future.result())
         worst = max(lags.values()) if lags else None
-        watch = estate.aws(site, "cloudwatch")
-        reported = {name: cloudwatch.replication_latency_seconds(watch, name, region) for name in tables}
         detail = {"tables": statuses, "probe_lag": lags,
                   "streams": {name: {"status": info.status, "open_shards": sum(s.open for s in info.shards)}
                               for name, info in stream_states.items()},
@@ -42,3 +39,22 @@ def probe(estate: Estate, site: str) -> ProbeResult | None:
         return healthy, worst, detail
 
     return timed(site, "dynamodb", measure)
+
+
+def _tables_and_streams(estate: Estate, site: str, tables: list[str]) -> tuple[dict[str, str], dict[str, StreamInfo]]:
+    client = estate.aws(site, "dynamodb")
+    tables_now = {name: dynamodb.table_status(client, name) for name in tables}
+    stream_client = estate.aws(site, "dynamodbstreams")
+    stream_states = {name: streams.describe(stream_client, table.stream_arn)
+                     for name, table in tables_now.items() if table.stream_enabled and table.stream_arn}
+    return {name: table.status for name, table in tables_now.items()}, stream_states
+
+
+def _probe_lags(estate: Estate, site: str, probe_table: str | None, region: str) -> dict[str, float]:
+    """Age of the newest probe item each other region wrote, as seen in this region's replica."""
+    if probe_table is None:
+        return {}
+    now = time.time()
+    return {writer: max(0.0, now - item.written_at)
+            for writer, item in dynamodb.latest_probes(estate.aws(site, "dynamodb"), probe_table).items()
+            if writer != region}

@@ -103,7 +103,13 @@ def status(estate: Estate) -> StatusReport:
         estate.close()
         if writer is not None:
             writer.stop()
+    return report(estate, snapshot)
+
+
+def report(estate: Estate, snapshot: Snapshot, readiness: dict[str, Readiness] | None = None) -> StatusReport:
+    """The report of one round (``readiness`` when the caller already assessed it)."""
     writable = writable_sites(snapshot, list(estate.config.sites))
     primary = writable[0] if len(writable) == 1 else None
-    readiness = assess(estate.config, snapshot, primary) if primary else {}
+    if readiness is None:
+        readiness = assess(estate.config, snapshot, primary) if primary else {}
     return StatusReport(snapshot, primary, tuple(writable), readiness)

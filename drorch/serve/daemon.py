@@ -21,6 +21,7 @@ from drorch.metrics import registry
 from drorch.probes.collect import Collector, FaultInjector
 from drorch.probes.detector import Detector, Verdicts, writable_sites
 from drorch.probes.readiness import Readiness, assess
+from drorch.probes.report import report
 from drorch.probes.result import Snapshot
 from drorch.providers.estate import Estate
 from drorch.serve import automation
@@ -70,6 +71,7 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
             registry.update(metrics, config, snapshot, verdicts, readiness)
             decision = automation.consider(estate, journal, snapshot, verdicts)
             registry.update_runs(metrics, journal.runs(200))
+            journal.publish_status(snapshot.at, report(estate, snapshot, readiness).to_json(estate))
             if on_round is not None:
                 on_round(Round(snapshot, verdicts, readiness, decision))
             next_round += interval
@@ -77,6 +79,7 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
                 break
             snapshot = collector.round()
     finally:
+        journal.withdraw_status()
         writer.stop()
         collector.close()
         estate.close()

@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS steps (
   run_id TEXT NOT NULL REFERENCES runs(run_id), idx INTEGER NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
   started_at REAL NOT NULL, duration REAL, detail TEXT NOT NULL DEFAULT '{}', error TEXT,
   PRIMARY KEY (run_id, idx));
+CREATE TABLE IF NOT EXISTS status (
+  id INTEGER PRIMARY KEY CHECK (id = 1), at REAL NOT NULL, document TEXT NOT NULL);
 """
 
 
@@ -88,3 +90,18 @@ class SQLiteJournal:
             row[0], row[1], row[2], row[3], row[4], json.loads(row[5]),
             tuple(StepRecord(s[0], s[1], s[2], s[3], s[4], json.loads(s[5]), s[6]) for s in steps),
         )
+
+    def publish_status(self, at: float, document: dict[str, Any]) -> None:
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO status (id, at, document) VALUES (1, ?, ?)",
+                       (at, json.dumps(document, default=str)))
+
+    def latest_status(self) -> tuple[float, dict[str, Any]] | None:
+        with self._db() as db:
+            row = db.execute("SELECT at, document FROM status WHERE id = 1").fetchone()
+        return None if row is None else (float(row[0]), json.loads(row[1]))
+
+    def withdraw_status(self) -> None:
+        """Forget the published status: its publisher stopped, so nobody keeps it current."""
+        with self._db() as db:
+            db.execute("DELETE FROM status")

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -19,6 +20,7 @@ from drorch.lab import chaos
 from drorch.lab.control import Lab
 from drorch.probes.report import status
 from drorch.serve.daemon import Round, serve
+from drorch.state.backends import open_journal
 from tests.helpers import restore_home, wait_for
 
 METRICS = (
@@ -89,6 +91,7 @@ def test_status_cli_json_and_text_and_bad_config(lab: Lab, tmp_path: Path) -> No
     result = drorch("status", "--config", str(lab.layout.config), "--output", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["primary"] == "seoul"
+    assert json.loads(result.stdout)["observer"]["by"] == "status"  # no serve is running: probed now
     text = drorch("status", "--config", str(lab.layout.config))
     assert text.returncode == 0 and "seoul" in text.stdout and "replica" in text.stdout
     broken = tmp_path / "drorch.yaml"
@@ -96,6 +99,22 @@ def test_status_cli_json_and_text_and_bad_config(lab: Lab, tmp_path: Path) -> No
     bad = drorch("status", "--config", str(broken))
     assert bad.returncode == 2
     assert f"{broken}:" in bad.stderr and "detection.failure_treshold" in bad.stderr and "unknown key" in bad.stderr
+
+
+def test_status_shows_the_view_of_a_running_serve_unless_fresh(serving: Serving) -> None:
+    def drorch_status(*extra: str) -> dict[str, Any]:
+        result = subprocess.run([sys.executable, "-m", "drorch.cli", "status", "--config",
+                                 str(serving.lab.layout.config), "--output", "json", *extra],
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        doc: dict[str, Any] = json.loads(result.stdout)
+        return doc
+
+    served = drorch_status()
+    assert served["observer"]["by"] == "serve" and 0 <= served["observer"]["age_seconds"] < 3.0
+    assert served["primary"] == "seoul" and served["sites"]["tokyo"]["readiness"] is not None
+    fresh = drorch_status("--fresh")
+    assert fresh["observer"] == {"by": "status", "age_seconds": 0.0} and fresh["primary"] == "seoul"
 
 
 def test_serve_exports_every_metric_with_sensible_values(serving: Serving) -> None:
@@ -183,6 +202,7 @@ def test_serve_cli_stops_gracefully_on_sigterm(lab: Lab) -> None:
         wait_for(scraped, timeout=30)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
+        assert open_journal(lab.config).latest_status() is None  # nobody keeps it current any more
         _, stderr = proc.communicate(timeout=5)
         assert "drorch serve: stopped" in stderr
         with pytest.raises(requests.RequestException):

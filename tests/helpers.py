@@ -60,7 +60,7 @@ def restore_home(lab: Lab) -> None:
         current = estate.config.site(primaries[0]).mysql
         seoul = lab.admin("seoul")
         if seoul.state().replica is None:
-            from drorch.engine.actions.mysql import follow
+            from drorch.replication.roles import follow
 
             follow(seoul, current.host, current.port, "repl", estate.replication_password(), semi_sync=True)
     result = failover(estate, "seoul")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -11,6 +11,7 @@ from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, pr
 
 if TYPE_CHECKING:
     from drorch.config.schema import Config
+    from drorch.engine.failover import FailoverResult
     from drorch.providers.estate import Estate
 
 ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
@@ -27,23 +28,33 @@ def failover_command(
     """Move the primary database and the service name to SITE (switchover when the primary is healthy)."""
     from drorch.config import find_config_path, load_config
     from drorch.engine.failover import failover
-    from drorch.errors import InvalidInput
     from drorch.providers.estate import Estate
     from drorch.state.backends import open_journal
 
     cfg = load_config(find_config_path(config))
     cfg.site(to)
-    if not yes:
-        if not typer.get_text_stream("stdin").isatty():
-            raise InvalidInput("--yes is required when not running on a terminal (no one can confirm)")
-        typer.confirm(f"Fail over {cfg.service} to {to}?", abort=True)
+    _confirm(yes, f"Fail over {cfg.service} to {to}?")
 
     if playbook is not None:
         _with_playbook(playbook, Estate(cfg), to, cfg, output)
         return
     result = failover(Estate(cfg), to, progress, open_journal(cfg))
+    _report(result, output)
+
+
+def _confirm(yes: bool, question: str) -> None:
+    from drorch.errors import InvalidInput
+
+    if yes:
+        return
+    if not typer.get_text_stream("stdin").isatty():
+        raise InvalidInput("--yes is required when not running on a terminal (no one can confirm)")
+    typer.confirm(question, abort=True)
+
+
+def _report(result: FailoverResult, output: Output, extra: dict[str, Any] | None = None) -> None:
     if output == Output.json:
-        emit_json(result.to_json())
+        emit_json({**result.to_json(), **(extra or {})})
     else:
         rpo = "unknown" if result.rpo_seconds is None else f"{result.rpo_seconds:.3f} s"
         print(f"{result.kind} {result.from_site} -> {result.to_site}: {result.status}; "
@@ -52,6 +63,34 @@ def failover_command(
             print(f"  note: {note}")
     if result.status != "succeeded":
         raise typer.Exit(1)
+
+
+@handle_errors
+def failback_command(
+    to: str | None = typer.Option(None, "--to", help="home site (default: the config's role: primary site)"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    config: Path | None = ConfigOption,
+    output: Output = OutputOption,
+) -> None:
+    """Return to the home primary: reprotect it (rejoin, checked for lost transactions), then switch over."""
+    from drorch.config import find_config_path, load_config
+    from drorch.engine.failback import failback
+    from drorch.providers.estate import Estate
+    from drorch.state.backends import open_journal
+
+    cfg = load_config(find_config_path(config))
+    home = to or cfg.primary_site
+    cfg.site(home)
+    _confirm(yes, f"Fail {cfg.service} back to {home}?")
+    result = failback(Estate(cfg), progress, open_journal(cfg), home)
+    done = result.reprotected
+    if output != Output.json:
+        state = "already a replica" if done.already else f"rejoined as a replica of {done.source}"
+        print(f"reprotect {done.site}: {state}" + (f"; the failover that left it lost {done.rpo_seconds} s "
+                                                   f"of writes by heartbeats" if done.rpo_seconds is not None else ""))
+    _report(result.switchover, output, {"reprotect": {
+        "site": done.site, "source": done.source, "already": done.already,
+        "failover_rpo_seconds": done.rpo_seconds, "completed_failover_run": result.completed_run}})
 
 
 def _with_playbook(path: Path, estate: Estate, to: str, cfg: Config, output: Output) -> None:

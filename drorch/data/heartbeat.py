@@ -54,6 +54,12 @@ def newest(db: MySQLClient, table: str, timeout: float = 2.0) -> Beat | None:
     return _beat(db.query(_NEWEST.format(table=table), read_timeout=timeout, attempts=1))
 
 
+def of_origin(db: MySQLClient, table: str, origin: str, timeout: float = 2.0) -> Beat | None:
+    """The newest heartbeat written on ``origin`` that this server holds."""
+    sql = f"SELECT origin, seq, ts FROM {table} WHERE origin = %s"
+    return _beat(db.query(sql, (origin,), read_timeout=timeout, attempts=1))
+
+
 def read_newest(cur: Any, table: str) -> Beat | None:
     """The same through an open cursor, so a probe reads state and heartbeat on one connection."""
     cur.execute(_NEWEST.format(table=table))

@@ -14,12 +14,14 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from drorch.engine.actions import compute, dns, http, mysql
+from drorch.engine.actions import compute, dns, http
 from drorch.engine.run import Progress, Run, StepResult
 from drorch.engine.topology import observe
 from drorch.errors import DrorchError, OperationFailed, RefusedForSafety
+from drorch.measure.objectives import heartbeat_rpo
 from drorch.providers.estate import Estate
 from drorch.providers.mysql.client import MySQLClient, ServerState
+from drorch.replication import roles as mysql
 from drorch.state.journal import Journal
 
 CATCH_UP_TIMEOUT = 30.0
@@ -53,11 +55,14 @@ class FailoverResult:
 
 
 def failover(estate: Estate, to: str, progress: Progress | None = None,
-             journal: Journal | None = None, trigger: str = "manual", reason: str = "") -> FailoverResult:
+             journal: Journal | None = None, trigger: str = "manual", reason: str = "",
+             last_heartbeat: float | None = None) -> FailoverResult:
     """Move the primary role and the service name to ``to``; journal every step when given a journal.
 
     ``trigger`` (manual | automatic) and ``reason`` are journaled: automatic runs are what
-    the anti-flapping block period counts.
+    the anti-flapping block period counts. ``last_heartbeat`` is when the last heartbeat was
+    acknowledged on the current primary (``drorch serve`` knows): it gives an unplanned
+    failover its RPO right away.
     """
     config = estate.config
     config.site(to)
@@ -71,7 +76,7 @@ def failover(estate: Estate, to: str, progress: Progress | None = None,
     context = {"from": old, "to": to, "trigger": trigger, "reason": reason}
     run = Run("failover", context, progress, journal)
     try:
-        result = _execute(estate, run, dbs, states, old, to)
+        result = _execute(estate, run, dbs, states, old, to, last_heartbeat)
     except DrorchError as exc:
         run.finish("failed", {**context, "error": str(exc)})
         raise
@@ -82,7 +87,7 @@ def failover(estate: Estate, to: str, progress: Progress | None = None,
 
 
 def _execute(estate: Estate, run: Run, dbs: dict[str, MySQLClient], states: dict[str, ServerState | None],
-             old: str, to: str) -> FailoverResult:
+             old: str, to: str, last_heartbeat: float | None) -> FailoverResult:
     config = estate.config
     if old == to:
         to_state = states[to]
@@ -125,21 +130,26 @@ def _execute(estate: Estate, run: Run, dbs: dict[str, MySQLClient], states: dict
         run.step(f"rejoin {old} as replica of {to}", lambda: _follow(
             dbs[old], target.host, target.port, replica_user, repl_password, old == partner))
     run.step(f"point DNS at {to}", lambda: {"changed": dns.point_to(estate, to, old)})
-    lost = mysql.missing_transactions(dbs[to], fenced_gtid) if planned else None
-    return _finish(estate, run, old, to, "switchover" if planned else "failover", lost=lost)
+    if planned:
+        return _finish(estate, run, old, to, "switchover", lost=mysql.missing_transactions(dbs[to], fenced_gtid))
+    rpo = None if last_heartbeat is None else heartbeat_rpo(estate, old, to, last_heartbeat)
+    return _finish(estate, run, old, to, "failover", lost=None, rpo=rpo)
 
 
 def _finish(estate: Estate, run: Run, old: str, to: str, kind: str, lost: int | None,
-            notes: list[str] | None = None) -> FailoverResult:
+            notes: list[str] | None = None, rpo: float | None = None) -> FailoverResult:
     if kind == "already-primary":
         run.step(f"point DNS at {to}", lambda: {"changed": dns.point_to(estate, to, None)})
     run.step(f"verify {to} serves through DNS",
              lambda: {"waited_seconds": http.wait_serving(estate, to, VERIFY_TIMEOUT)})
     rto = run.elapsed()
-    rpo = 0.0 if lost == 0 else None
+    rpo = 0.0 if lost == 0 else rpo
     all_notes = list(notes or [])
-    if lost is None:
-        all_notes.append("RPO unknown: the old primary was unreachable, so its last transactions cannot be compared")
+    if lost is None and rpo is None:
+        all_notes.append("RPO not known yet: the old primary is unreachable; `drorch failback` measures it by "
+                         "heartbeats when it answers again")
+    elif lost is None:
+        all_notes.append(f"RPO {rpo} s by heartbeats (the last one acknowledged on {old} vs the newest {to} got)")
     elif lost:
         raise OperationFailed(f"{to} lacks {lost} transaction(s) of {old} after the switchover")
     return _result(run, "succeeded", old, to, kind, rto, rpo, lost, all_notes)

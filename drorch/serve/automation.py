@@ -40,7 +40,7 @@ def blocked_until(journal: Journal, block_seconds: float) -> float | None:
 
 def choose_target(estate: Estate, snapshot: Snapshot, dead: str) -> str | None:
     """The configured candidates in order, else the replica that received the most (semi-sync pair first)."""
-    from drorch.engine.actions.mysql import semi_sync_partner
+    from drorch.replication.roles import semi_sync_partner
 
     alive = {site: r for site in estate.config.sites if site != dead
              and (r := snapshot.get(site, "database")) is not None and r.ok}
@@ -60,8 +60,12 @@ def choose_target(estate: Estate, snapshot: Snapshot, dead: str) -> str | None:
     return max(alive, key=received) if alive else None
 
 
-def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Verdicts) -> Decision:
-    """Fail over automatically if the primary is dead, automation is on and no block is in force."""
+def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Verdicts,
+             last_heartbeat: float | None = None) -> Decision:
+    """Fail over automatically if the primary is dead, automation is on and no block is in force.
+
+    ``last_heartbeat``: when the heartbeat writer last got an acknowledged write on the primary (gives the RPO).
+    """
     automation = estate.config.automation
     if not automation.auto_failover or not verdicts.primary_database_dead:
         return Decision(False, verdicts.reason)
@@ -78,7 +82,8 @@ def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Ver
         return Decision(False, "primary dead, but no replica answers")
     reason = f"detector: {verdicts.reason}"
     try:
-        result = failover(estate, target, journal=journal, trigger="automatic", reason=reason)
+        result = failover(estate, target, journal=journal, trigger="automatic", reason=reason,
+                          last_heartbeat=last_heartbeat)
     except DrorchError as exc:
         return Decision(False, f"automatic failover to {target} refused or failed: {exc}")
     return Decision(True, reason, result)

@@ -69,7 +69,7 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
             writable_now[:] = writable_sites(snapshot, list(config.sites))
             readiness = assess(config, snapshot, verdicts.primary)
             registry.update(metrics, config, snapshot, verdicts, readiness)
-            decision = automation.consider(estate, journal, snapshot, verdicts)
+            decision = automation.consider(estate, journal, snapshot, verdicts, writer.last_written)
             registry.update_runs(metrics, journal.runs(200))
             journal.publish_status(snapshot.at, report(estate, snapshot, readiness).to_json(estate))
             if on_round is not None:

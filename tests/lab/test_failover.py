@@ -69,7 +69,7 @@ def test_unplanned_failover_after_seoul_dies(home: Lab) -> None:
     wait_for(lambda: _replica_source_port(home, "tokyo") is None, timeout=20)  # replicas notice the loss
     result = failover(home.estate, "tokyo")
     assert result.status == "succeeded" and result.kind == "failover"
-    assert result.rpo_seconds is None and any("RPO unknown" in n for n in result.notes)
+    assert result.rpo_seconds is None and any("RPO not known yet" in n for n in result.notes)
     assert [s.status for s in result.steps if s.name == "fence seoul database"] == ["skipped"]
     assert writable_sites(home) == ["tokyo"]
     assert wait_for(lambda: _replica_source_port(home, "nhn")) == home.state.sites["tokyo"].mysql_port

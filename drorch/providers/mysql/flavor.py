@@ -42,6 +42,7 @@ class Flavor(Protocol):
     def semi_sync_sql(self, source: bool, replica: bool) -> list[str]: ...
     def adopt_position_sql(self) -> list[str]: ...
     def missing_gtid_sql(self, old_gtid: str) -> Statement | None: ...
+    def history_sql(self) -> str: ...
 
 
 def _running(value: Any) -> bool:
@@ -106,6 +107,10 @@ class MariaDB:
         """MariaDB has no GTID set arithmetic in SQL: positions are compared per domain instead."""
         return None
 
+    def history_sql(self) -> str:
+        """The last transaction of every (domain, server) pair logged here: divergence shows per pair."""
+        return "SELECT @@GLOBAL.gtid_binlog_state AS history"
+
     def semi_sync_sql(self, source: bool, replica: bool) -> list[str]:
         on = {True: "ON", False: "OFF"}
         return [
@@ -167,6 +172,9 @@ class MySQL8:
 
     def missing_gtid_sql(self, old_gtid: str) -> Statement | None:
         return "SELECT GTID_SUBTRACT(%s, @@GLOBAL.gtid_executed) AS missing", (old_gtid,)
+
+    def history_sql(self) -> str:
+        return "SELECT @@GLOBAL.gtid_executed AS history"
 
     def semi_sync_sql(self, source: bool, replica: bool) -> list[str]:
         on = {True: "ON", False: "OFF"}

@@ -44,6 +44,21 @@ class GtidPosition:
         return ",".join(f"{d}-{s}-{q}" for d, s, q in self.domains)
 
 
+def unreplicated_pairs(old_state: str | None, new_state: str | None) -> list[str]:
+    """GTIDs in MariaDB binlog state ``old_state`` that ``new_state`` lacks, per (domain, server) pair.
+
+    Positions compare sequence numbers per domain only, so a dead primary's last
+    transaction 0-1-105 looks covered by the new primary's own 0-2-110. The binlog
+    *state* keeps the last seq of every (domain, server) pair, which exposes it:
+    the new primary has 0-1 only up to 104.
+    """
+    have: dict[tuple[int, int], int] = {}
+    for domain, server, seq in GtidPosition.parse(new_state).domains:
+        have[(domain, server)] = max(seq, have.get((domain, server), 0))
+    return [f"{domain}-{server}-{seq} (the other side has {domain}-{server} up to {have.get((domain, server), 0)})"
+            for domain, server, seq in GtidPosition.parse(old_state).domains if seq > have.get((domain, server), 0)]
+
+
 def count_gtid_set(text: str | None) -> int:
     """Number of transactions in a MySQL GTID set such as ``uuid:1-5:7,uuid2:3``."""
     total = 0

@@ -1,0 +1,1 @@
+"""Replication between sites: database roles, rejoining an old primary."""

@@ -1,0 +1,74 @@
+"""Reprotect: make a returning old primary a replica of the current one, never hiding what it lost.
+
+After an unplanned failover the old primary may come back holding transactions the
+new primary never received (written in its last moments, not yet acknowledged by a
+replica). Rejoining it as a replica would leave them in its binlog as errant GTIDs:
+a later switchover back would resurrect them, or replication would break on them.
+So reprotect compares histories first and refuses, explaining how to rebuild, when
+anything would be lost silently. Before rejoining it also reads the old primary's
+last heartbeat: that turns the earlier failover's unknown RPO into a measured one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drorch.engine.topology import observe
+from drorch.errors import InvalidInput, RefusedForSafety
+from drorch.measure.objectives import heartbeat_rpo
+from drorch.providers.estate import Estate
+from drorch.replication.roles import follow, semi_sync_partner, unreplicated, wait_applied
+
+CATCH_UP_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Reprotected:
+    site: str
+    source: str
+    already: bool  # it was already a running replica of the primary
+    rpo_seconds: float | None  # heartbeat-measured loss of the failover that left it behind
+
+
+def reprotect(estate: Estate, site: str, timeout: float = CATCH_UP_TIMEOUT) -> Reprotected:
+    """Make ``site`` a caught-up replica of the current primary; refuse if it holds unreplicated transactions."""
+    config = estate.config
+    config.site(site)
+    topology = observe(estate)
+    topology.refuse_split_brain()
+    primary = topology.primary
+    if site == primary:
+        raise InvalidInput(f"{site} is the primary: there is nothing to reprotect (see `drorch status`)")
+    state = topology.states[site]
+    if state is None:
+        raise RefusedForSafety(f"{site}'s database does not answer: start it, then run again")
+    if topology.states[primary] is None:
+        raise RefusedForSafety(f"the primary {primary} does not answer: reprotecting {site} needs it")
+    old, new = estate.mysql(site), estate.mysql(primary)
+    target = config.site(primary).mysql
+    replica = state.replica
+    if (replica is not None and (replica.source_host, replica.source_port) == (target.host, target.port)
+            and replica.io_running and replica.sql_running):
+        wait_applied(old, new.state().binlog_gtid, timeout)
+        return Reprotected(site, primary, True, None)
+    rpo = heartbeat_rpo(estate, site, primary)  # before rejoining: replication would overwrite the evidence
+    lost = unreplicated(old, new)
+    if lost:
+        raise RefusedForSafety(_rebuild_advice(site, primary, lost, rpo))
+    follow(old, target.host, target.port, config.data.mysql.replication_user, estate.replication_password(),
+           semi_sync_partner(estate, primary) == site)
+    wait_applied(old, new.state().binlog_gtid, timeout)
+    return Reprotected(site, primary, False, rpo)
+
+
+def _rebuild_advice(site: str, primary: str, lost: list[str], rpo: float | None) -> str:
+    span = f" (about {rpo} s of writes by heartbeats)" if rpo is not None else ""
+    return (
+        f"{site} holds transactions {primary} never received: {'; '.join(lost)}{span}. They were lost in the "
+        f"failover; rejoining {site} would hide them as errant GTIDs. Nothing was changed. To go on:\n"
+        f"  1. keep them if they matter: mariadb-binlog on {site}'s last binlog shows them (or mysqlbinlog);\n"
+        f"  2. rebuild {site} from {primary}: on {site} STOP SLAVE; RESET SLAVE ALL; RESET MASTER; then restore a "
+        f"fresh copy of {primary} (mariadb-backup --backup on {primary}, --prepare, --copy-back on {site}, or "
+        f"mariadb-dump --single-transaction --gtid --master-data=1 from {primary} loaded into {site});\n"
+        f"  3. run `drorch failback` again: it rejoins {site} and checks again before switching back."
+    )

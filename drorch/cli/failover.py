@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, progress
+from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, info, progress
 
 if TYPE_CHECKING:
-    from drorch.config.schema import Config
     from drorch.engine.failover import FailoverResult
+    from drorch.engine.playbook.model import Playbook
     from drorch.providers.estate import Estate
 
 ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
@@ -20,26 +21,47 @@ ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: 
 @handle_errors
 def failover_command(
     to: str = typer.Option(..., "--to", help="site to make primary"),
-    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
-    playbook: Path | None = typer.Option(None, "--playbook", help="run this playbook instead of the built-in sequence"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation (pre-approves approval steps)"),
+    playbook: Path | None = typer.Option(None, "--playbook", help="run this playbook (default: failover-to-SITE.yaml, "
+                                                                  "else failover.yaml, in the playbooks directory)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show the plan (guards, every change); change nothing"),
+    force: bool = typer.Option(False, "--force", help="override guards marked overridable (journaled)"),
+    new: bool = typer.Option(False, "--new", help="start afresh even though an earlier failover never finished"),
     config: Path | None = ConfigOption,
     output: Output = OutputOption,
 ) -> None:
     """Move the primary database and the service name to SITE (switchover when the primary is healthy)."""
     from drorch.config import find_config_path, load_config
+    from drorch.engine.executor import Options, resume_run, unfinished_runs
     from drorch.engine.failover import failover
+    from drorch.engine.playbook import library
+    from drorch.engine.playbook.loader import load_playbook
+    from drorch.errors import RefusedForSafety
     from drorch.providers.estate import Estate
     from drorch.state.backends import open_journal
 
     cfg = load_config(find_config_path(config))
     cfg.site(to)
-    _confirm(yes, f"Fail over {cfg.service} to {to}?")
-
-    if playbook is not None:
-        _with_playbook(playbook, Estate(cfg), to, cfg, output)
+    path = playbook or library.choose(cfg, "failover", to)
+    book = load_playbook(path)
+    if dry_run:
+        show_plan(book, path, Estate(cfg), {"to": to} if "to" in book.parameters else {}, force, output)
         return
-    result = failover(Estate(cfg), to, progress, open_journal(cfg))
-    _report(result, output)
+    journal = open_journal(cfg)
+    unfinished = [] if new else unfinished_runs(journal, book)
+    if unfinished:
+        if yes or not sys.stdin.isatty():
+            raise RefusedForSafety(f"failover run {unfinished[0]} never finished: `drorch resume {unfinished[0]}` "
+                                   "finishes it, or pass --new to start afresh")
+        if typer.confirm(f"Failover run {unfinished[0]} never finished. Resume it?", default=True):
+            from drorch.cli.playbook import report_playbook
+
+            options = Options(approvals=frozenset({"*"}), interactive=True)
+            report_playbook(resume_run(journal, unfinished[0], Estate(cfg), options, progress), output)
+            return
+    _confirm(yes, f"Fail over {cfg.service} to {to}?")
+    options = Options(approvals=frozenset({"*"}), force=force, interactive=sys.stdin.isatty())
+    _report(failover(Estate(cfg), to, progress, journal, playbook=path, options=options), output)
 
 
 def _confirm(yes: bool, question: str) -> None:
@@ -57,12 +79,16 @@ def _report(result: FailoverResult, output: Output, extra: dict[str, Any] | None
         emit_json({**result.to_json(), **(extra or {})})
     else:
         rpo = "unknown" if result.rpo_seconds is None else f"{result.rpo_seconds:.3f} s"
-        print(f"{result.kind} {result.from_site} -> {result.to_site}: {result.status}; "
-              f"RTO {result.rto_seconds} s, RPO {rpo}, lost transactions {result.lost_transactions}")
+        why = f" ({result.error})" if result.error else ""
+        print(f"{result.kind} {result.from_site} -> {result.to_site} by playbook {result.playbook}: "
+              f"{result.status}{why}; RTO {result.rto_seconds} s, RPO {rpo}, "
+              f"lost transactions {result.lost_transactions}")
         for note in result.notes:
             print(f"  note: {note}")
     if result.status != "succeeded":
-        raise typer.Exit(1)
+        if result.error:
+            info(f"error: {result.error}")
+        raise typer.Exit(result.exit_code or 1)
 
 
 @handle_errors
@@ -84,39 +110,69 @@ def failback_command(
     _confirm(yes, f"Fail {cfg.service} back to {home}?")
     result = failback(Estate(cfg), progress, open_journal(cfg), home)
     done = result.reprotected
-    if output != Output.json:
+    if output != Output.json and done is not None:
         state = "already a replica" if done.already else f"rejoined as a replica of {done.source}"
         print(f"reprotect {done.site}: {state}" + (f"; the failover that left it lost {done.rpo_seconds} s "
                                                    f"of writes by heartbeats" if done.rpo_seconds is not None else ""))
-    _report(result.switchover, output, {"reprotect": {
+    reprotect = None if done is None else {
         "site": done.site, "source": done.source, "already": done.already,
-        "failover_rpo_seconds": done.rpo_seconds, "completed_failover_run": result.completed_run}})
+        "failover_rpo_seconds": done.rpo_seconds, "completed_failover_run": result.completed_run}
+    _report(result.switchover, output, {"reprotect": reprotect})
 
 
-def _with_playbook(path: Path, estate: Estate, to: str, cfg: Config, output: Output) -> None:
-    """``failover --playbook``: the same contract (JSON fields, exit codes) through a playbook."""
-    from drorch.engine.executor import Options, execute
+@handle_errors
+def plan_command(
+    playbook: Path | None = typer.Argument(None, help="playbook file (default: the failover playbook for --to)"),
+    to: str | None = typer.Option(None, "--to", help="target site (the `to` parameter)"),
+    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (repeatable)"),
+    force: bool = typer.Option(False, "--force", help="plan as if overridable guards were overridden"),
+    config: Path | None = ConfigOption,
+    output: Output = OutputOption,
+) -> None:
+    """Show every change a failover (or PLAYBOOK) would make now and every guard's verdict; change nothing.
+
+    Exits 3 when a guard would refuse the run, so `drorch plan --to X && drorch failover --to X` is safe.
+    """
+    from drorch.cli.playbook import parse_params
+    from drorch.config import find_config_path, load_config
+    from drorch.engine.playbook import library
     from drorch.engine.playbook.loader import load_playbook
-    from drorch.measure.objectives import data_loss
-    from drorch.state.backends import open_journal
+    from drorch.errors import InvalidInput
+    from drorch.providers.estate import Estate
 
-    book = load_playbook(path)
-    given = {"to": to} if "to" in book.parameters else {}
-    result = execute(book, estate, given, Options(approvals=frozenset({"*"})), open_journal(cfg), progress,
-                     str(path.resolve()))
-    loss = data_loss(estate, to, result.steps) if result.status == "succeeded" else None
-    document = {
-        "run_id": result.run_id, "status": result.status, "from": result.variables.get("from"), "to": to,
-        "playbook": book.name, "rto_seconds": result.elapsed_seconds if result.status == "succeeded" else None,
-        "rpo_seconds": loss.rpo_seconds if loss else None,
-        "lost_transactions": loss.lost_transactions if loss else None, "error": result.error,
-        "steps": [{"name": s.name, "status": s.status, "duration_seconds": round(s.duration_seconds, 3),
-                   "detail": s.detail, "error": s.error} for s in result.steps],
-    }
+    cfg = load_config(find_config_path(config))
+    given = parse_params(param)
+    if to is not None:
+        cfg.site(to)
+        given["to"] = to
+    if playbook is None:
+        if to is None:
+            raise InvalidInput("plan needs --to SITE (the failover playbook for it) or a PLAYBOOK file")
+        playbook = library.choose(cfg, "failover", to)
+    show_plan(load_playbook(playbook), playbook, Estate(cfg), given, force, output)
+
+
+def show_plan(book: Playbook, path: Path, estate: Estate, given: dict[str, str], force: bool,
+              output: Output) -> None:
+    """Print the plan; exit 3 when a guard would refuse."""
+    from drorch.engine.plan import plan
+
+    found = plan(book, estate, given, force)
+    document = {**found.to_json(), "source": str(path)}
     if output == Output.json:
         emit_json(document)
     else:
-        print(f"{book.name} {document['from']} -> {to}: {result.status}; RTO {document['rto_seconds']} s, "
-              f"RPO {document['rpo_seconds'] if document['rpo_seconds'] is not None else 'unknown'}")
-    if result.status != "succeeded":
-        raise typer.Exit(1)
+        print(f"plan of {book.name} ({path}) with " +
+              ", ".join(f"{k}={v}" for k, v in found.parameters.items()) + "; nothing was changed")
+        for guard in found.guards:
+            mark = "ok  " if guard.passed else ("FORCED" if force and guard.overridable else "FAIL")
+            print(f"  guard {mark} {guard.name}" + ("" if guard.passed else f": {guard.message}"))
+        for title, steps in (("steps", found.steps), ("rollback (only if a step fails)", found.rollback)):
+            print(f"  {title}:")
+            for step in steps:
+                changes = "; ".join(step.changes) or ("no change" if step.runs and not step.note else "")
+                print(f"    {'-' if step.runs else 'x'} {step.name} [{step.action}] {changes} "
+                      f"{'(' + step.note + ')' if step.note else ''}".rstrip())
+        print("would run" if not found.refused_by else f"would be REFUSED by: {', '.join(found.refused_by)}")
+    if found.refused_by:
+        raise typer.Exit(3)

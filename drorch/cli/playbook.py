@@ -83,16 +83,11 @@ def run(
     from drorch.config import find_config_path, load_config
     from drorch.engine.executor import Options, execute, unfinished_runs
     from drorch.engine.playbook.loader import load_playbook
-    from drorch.errors import InvalidInput, RefusedForSafety
+    from drorch.errors import RefusedForSafety
     from drorch.providers.estate import Estate
     from drorch.state.backends import open_journal
 
-    given = {}
-    for item in param:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise InvalidInput(f"--param {item!r}: write NAME=VALUE, e.g. --param to=tokyo")
-        given[name] = value
+    given = parse_params(param)
     book = load_playbook(playbook)
     cfg = load_config(find_config_path(config))
     options = Options(dry_run=dry_run, force=force, approvals=frozenset({"*"}) if yes else frozenset(),
@@ -102,25 +97,38 @@ def run(
     if journal is not None and not new and (unfinished := unfinished_runs(journal, book)):
         raise RefusedForSafety(f"run {unfinished[0]} of {book.name} never finished: finish it with "
                                f"`drorch resume {unfinished[0]}`, or pass --new to start afresh")
+    if dry_run:
+        from drorch.cli.failover import show_plan
+
+        show_plan(book, playbook, Estate(cfg), given, force, output)
+        return
     result = execute(book, Estate(cfg), given, options, journal, progress, str(playbook.resolve()))
-    _report(result, output)
+    report_playbook(result, output)
 
 
-def _report(result: Any, output: Output) -> None:
+def parse_params(items: list[str]) -> dict[str, str]:
+    """``--param NAME=VALUE`` options as a mapping."""
+    from drorch.errors import InvalidInput
+
+    given = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InvalidInput(f"--param {item!r}: write NAME=VALUE, e.g. --param to=tokyo")
+        given[name] = value
+    return given
+
+
+def report_playbook(result: Any, output: Output) -> None:
     from dataclasses import asdict
 
-    dry_run = result.status == "dry-run"
     if output == Output.json:
         emit_json({**asdict(result), "steps": [asdict(s) for s in result.steps]})
-    elif dry_run:
-        print(f"dry run of {result.playbook}: nothing changed; it would run:")
-        for planned in result.planned:
-            print(f"  {planned['step']}: {planned['action']} {planned['with']}")
     else:
         reason = f": {result.error}" if result.error else ""
         print(f"{result.playbook}: {result.status} (run {result.run_id}){reason}")
-    if result.status not in ("succeeded", "dry-run"):
-        raise typer.Exit(1)
+    if result.status != "succeeded":
+        raise typer.Exit(result.exit_code or 1)
 
 
 @handle_errors
@@ -139,4 +147,4 @@ def resume_command(
     cfg = load_config(find_config_path(config))
     options = Options(approvals=frozenset({"*"}) if yes else frozenset(), interactive=sys.stdin.isatty())
 
-    _report(resume_run(open_journal(cfg), run_id, Estate(cfg), options, progress), output)
+    report_playbook(resume_run(open_journal(cfg), run_id, Estate(cfg), options, progress), output)

@@ -205,6 +205,9 @@ class Config(Model):
     detection: Detection = Detection()
     automation: Automation = Automation()
     metrics: Metrics = Metrics()
+    playbooks: Path | None = Field(default=None, description=(
+        "directory of playbooks for failover/failback/plan; default: playbooks/ next to this file, "
+        "else the ones shipped with drorch"))
     source_path: Path | None = Field(default=None, exclude=True)
 
     @property

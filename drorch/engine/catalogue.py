@@ -36,6 +36,7 @@ class ActionContext:
 
 
 ActionFn = Callable[[ActionContext, Any], dict[str, Any]]
+PlanFn = Callable[[ActionContext, Any], list[str]]
 
 
 @dataclass(frozen=True)
@@ -45,22 +46,31 @@ class ActionSpec:
     params: type[Params]
     run: ActionFn
     mutating: bool
+    plan: PlanFn | None = None
 
 
 _REGISTRY: dict[str, ActionSpec] = {}
 P = TypeVar("P", bound=Params)
-_MODULES = ("mysql", "dns", "compute", "http", "control")
+_MODULES = ("mysql", "dns", "compute", "http", "control", "ecs", "eks", "openstack", "nks", "dynamodb", "vpn",
+            "route53_health", "notify")
 
 
 Typed = Callable[[ActionContext, P], dict[str, Any]]
+TypedPlan = Callable[[ActionContext, P], list[str]]
 
 
-def action(name: str, params: type[P], *, mutating: bool = True) -> Callable[[Typed[P]], Typed[P]]:
-    """Register the decorated function as action ``name`` (its docstring's first paragraph describes it)."""
+def action(name: str, params: type[P], *, mutating: bool = True,
+           plan: TypedPlan[P] | None = None) -> Callable[[Typed[P]], Typed[P]]:
+    """Register the decorated function as action ``name`` (its docstring's first paragraph describes it).
+
+    ``plan`` reads the current state and returns the concrete changes the action would make
+    ("tokyo database: read_only ON -> OFF"), changing nothing; ``drorch plan`` shows them.
+    An empty list means the action would change nothing (it is already done).
+    """
 
     def register(fn: Typed[P]) -> Typed[P]:
-        description = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        _REGISTRY[name] = ActionSpec(name, description, params, fn, mutating)
+        description = " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())
+        _REGISTRY[name] = ActionSpec(name, description, params, fn, mutating, plan)
         return fn
 
     return register

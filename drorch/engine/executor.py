@@ -12,16 +12,17 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
+from drorch.engine import preflight
 from drorch.engine.catalogue import ActionContext, catalogue
+from drorch.engine.plan import plan
 from drorch.engine.playbook import template
 from drorch.engine.playbook.model import Parallel, Playbook, Step
 from drorch.engine.run import Progress, Run, StepResult
-from drorch.engine.topology import observe
 from drorch.errors import InvalidInput, OperationFailed, RefusedForSafety
 from drorch.providers.estate import Estate
 from drorch.state.journal import Journal
@@ -51,69 +52,15 @@ class PlaybookResult:
     status: str  # succeeded | failed | rolled_back | dry-run
     variables: dict[str, Any]
     steps: list[StepResult]
-    planned: list[dict[str, Any]] = field(default_factory=list)
+    planned: dict[str, Any] = field(default_factory=dict)  # the plan, for a dry run
     overridden_guards: list[str] = field(default_factory=list)
     error: str | None = None
     elapsed_seconds: float | None = None
+    measured: dict[str, Any] = field(default_factory=dict)  # what ``measure`` added to the journal's summary
+    exit_code: int = 0  # of the error that stopped the run: 3 when a step refused for safety, else 1
 
 
-def _builtins(estate: Estate, needs_readiness: bool) -> dict[str, Any]:
-    config = estate.config
-    topology = observe(estate)
-    variables: dict[str, Any] = {
-        "primary": topology.primary, "primary_reachable": topology.primary_reachable,
-        "reachable": topology.reachable, "writable": list(topology.writable), "partition": topology.partition,
-        "sites": list(config.sites), "standbys": [s for s in config.sites if s != topology.primary],
-        "service": config.service, "ready": {},
-    }
-    if needs_readiness:
-        from drorch.probes.report import status
-
-        report = status(estate)
-        variables["ready"] = {site: r.ready for site, r in report.readiness.items()}
-    return variables
-
-
-def _parameters(playbook: Playbook, given: dict[str, str], variables: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(given) - set(playbook.parameters))
-    if unknown:
-        raise InvalidInput(f"playbook {playbook.name} has no parameter {', '.join(unknown)} "
-                           f"(it takes: {', '.join(playbook.parameters) or 'none'})")
-    resolved = dict(variables)
-    for name, parameter in playbook.parameters.items():
-        if name in given:
-            value: Any = given[name]
-        elif parameter.default is not None:
-            value = template.render(parameter.default, resolved)
-        else:
-            raise InvalidInput(f"playbook {playbook.name} needs --param {name}=VALUE ({parameter.description})")
-        if parameter.choices is not None and str(value) not in parameter.choices:
-            raise InvalidInput(f"--param {name}={value}: choose one of {', '.join(parameter.choices)}")
-        resolved[name] = value
-    for site_param in ("to", "from"):
-        if site_param in resolved and resolved[site_param] not in variables["sites"]:
-            raise InvalidInput(f"--param {site_param}={resolved[site_param]}: unknown site "
-                               f"(the config defines {', '.join(variables['sites'])})")
-    return resolved
-
-
-def _check_guards(playbook: Playbook, variables: dict[str, Any], force: bool) -> list[str]:
-    overridden = []
-    for guard in playbook.guards:
-        if template.truth(guard.check, variables):
-            continue
-        if force and guard.overridable:
-            overridden.append(guard.name)
-            continue
-        why = f": {guard.message}" if guard.message else ""
-        override = " (overridable with --force)" if guard.overridable else ""
-        raise RefusedForSafety(f"guard '{guard.name}' failed ({guard.check}){why}{override}; nothing was changed")
-    return overridden
-
-
-def _uses_readiness(playbook: Playbook) -> bool:
-    texts = [g.check for g in playbook.guards] + [s.when or "" for _, s in playbook.all_steps()]
-    return any("ready" in template.undeclared_in_expression(t) for t in texts if t)
+Measure = Callable[[PlaybookResult], dict[str, Any]]
 
 
 class _Executor:
@@ -185,31 +132,31 @@ def _with_timeout(fn: Callable[[], dict[str, Any]], timeout: float, name: str) -
 
 def execute(playbook: Playbook, estate: Estate, given: dict[str, str], options: Options = Options(),
             journal: Journal | None = None, progress: Progress | None = None, source: str | None = None,
-            resume: Resume | None = None) -> PlaybookResult:
+            resume: Resume | None = None, operation: str | None = None, context: dict[str, Any] | None = None,
+            measure: Measure | None = None) -> PlaybookResult:
     """Run ``playbook``; raise InvalidInput / RefusedForSafety before any change when it must not run.
 
     ``source`` (the playbook's path) is journaled so the run can be resumed; with ``resume`` the
     parameters of the interrupted run are reused, its guards (already passed) are not checked
-    again, and its completed steps are skipped.
+    again, and its completed steps are skipped. ``operation`` names the run in the journal
+    (default ``playbook:NAME``), ``context`` adds to its summary, and ``measure`` (given the
+    finished result) adds measurements such as RTO and RPO before the run is closed.
     """
     if resume is None:
-        variables = _parameters(playbook, given, _builtins(estate, _uses_readiness(playbook)))
-        overridden = _check_guards(playbook, variables, options.force)
+        variables = preflight.parameters(playbook, given, preflight.builtins(estate))
+        overridden = preflight.check_guards(preflight.verdicts(playbook, variables), options.force)
     else:
-        variables, overridden = {**_builtins(estate, False), **resume.parameters}, []
+        variables, overridden = {**preflight.builtins(estate), **resume.parameters}, []
     ctx = ActionContext(estate, variables, options.dry_run, set(options.approvals), options.interactive)
     if options.dry_run:
-        planned = [{"step": step.name, "action": step.action,
-                    "with": template.render(step.with_, variables) if step.when is None
-                    or template.truth(step.when, variables) else "skipped (when is false)"}
-                   for path, step in playbook.all_steps() if path[0] == "steps"]
+        planned = plan(playbook, estate, given, options.force).to_json()
         return PlaybookResult(None, playbook.name, "dry-run", _plain(variables), [], planned, overridden)
-    summary = {"playbook": playbook.name, "source": source,
+    summary = {**(context or {}), "playbook": playbook.name, "source": source,
                "parameters": {k: v for k, v in _plain(variables).items() if k in playbook.parameters},
                "overridden_guards": overridden, "resumed_from": resume.run_id if resume else None}
-    run = Run(f"playbook:{playbook.name}", summary, progress, journal)
+    run = Run(operation or f"playbook:{playbook.name}", summary, progress, journal)
     executor = _Executor(playbook, estate, run, ctx, resume)
-    status, error = "succeeded", None
+    status, error, code = "succeeded", None, 0
     for item in playbook.steps:
         try:
             executor.item(item)
@@ -217,14 +164,16 @@ def execute(playbook: Playbook, estate: Estate, given: dict[str, str], options: 
             error = str(exc)
             if item.on_error == "continue":
                 continue
-            status = "failed"
+            status, code = "failed", exc.exit_code if isinstance(exc, RefusedForSafety) else 1
             if item.on_error == "rollback":
                 status = _roll_back(executor)
             break
     elapsed = round(run.elapsed(), 3)
-    run.finish(status, {**summary, "error": error, "elapsed_seconds": elapsed})
-    return PlaybookResult(run.run_id, playbook.name, status, _plain(variables), list(run.steps), [], overridden,
-                          error, elapsed)
+    result = PlaybookResult(run.run_id, playbook.name, status, _plain(variables), list(run.steps), {}, overridden,
+                            error, elapsed, exit_code=code)
+    measured = measure(result) if measure is not None else {}
+    run.finish(status, {**summary, "error": error, "elapsed_seconds": elapsed, **measured})
+    return replace(result, measured=measured)
 
 
 def _roll_back(executor: _Executor) -> str:
@@ -253,7 +202,7 @@ def resume_run(journal: Journal, run_id: str, estate: Estate, options: Options =
     record = journal.run(run_id)
     if record is None:
         raise InvalidInput(f"no run '{run_id}' in the journal; see `drorch runs list`")
-    if not record.operation.startswith("playbook:") or not record.summary.get("source"):
+    if not record.summary.get("source"):
         raise InvalidInput(f"run {run_id} is a {record.operation} run, not a resumable playbook run")
     if record.status not in ("running", "failed"):
         raise InvalidInput(f"run {run_id} is {record.status}: there is nothing to resume"
@@ -273,4 +222,4 @@ def resume_run(journal: Journal, run_id: str, estate: Estate, options: Options =
 def unfinished_runs(journal: Journal, playbook: Playbook) -> list[str]:
     """Runs of this playbook that never finished (a controller died in them)."""
     return [r.run_id for r in journal.runs(200)
-            if r.operation == f"playbook:{playbook.name}" and r.status == "running"]
+            if r.summary.get("playbook") == playbook.name and r.status == "running"]

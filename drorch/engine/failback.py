@@ -1,50 +1,46 @@
 """``drorch failback``: return to the home primary (the config's ``role: primary`` site) safely.
 
-First reprotect: the home site rejoins as a replica of the current primary, after
-a check that it holds nothing the current primary lacks, and catches up. Only then
-a planned switchover back, which fences, waits and promotes with zero data loss.
-The heartbeat RPO read during reprotect is written into the failover run that left
-the home site behind, so that run's record is complete.
+The failback playbook (``failback-to-HOME.yaml``, else ``failback.yaml``) first
+reprotects: the home site rejoins as a replica of the current primary, after a check
+that it holds nothing the current primary lacks, and catches up. Only then a planned
+switchover back, which fences, waits and promotes with zero data loss. The heartbeat
+RPO read during reprotect is written into the failover run that left the home site
+behind, so that run's record is complete.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from drorch.engine.failover import FailoverResult, failover
-from drorch.engine.run import Progress, Run
-from drorch.errors import DrorchError
+from drorch.engine.executor import Options
+from drorch.engine.failover import PREAPPROVED, FailoverResult, failover
+from drorch.engine.playbook import library
+from drorch.engine.run import Progress
 from drorch.providers.estate import Estate
-from drorch.replication.rejoin import Reprotected, reprotect
+from drorch.replication.rejoin import Reprotected
 from drorch.state.journal import Journal
 
 
 @dataclass(frozen=True)
 class FailbackResult:
-    reprotected: Reprotected
+    reprotected: Reprotected | None  # None when the run stopped before reprotecting
     switchover: FailoverResult
     completed_run: str | None  # the failover run whose RPO this failback measured
 
 
 def failback(estate: Estate, progress: Progress | None = None, journal: Journal | None = None,
-             home: str | None = None) -> FailbackResult:
-    """Reprotect ``home`` (default: the configured primary site), then switch over to it."""
+             home: str | None = None, playbook: Path | None = None, options: Options = PREAPPROVED) -> FailbackResult:
+    """Run the failback playbook to ``home`` (default: the configured primary site)."""
     site = home or estate.config.primary_site
-    run = Run("reprotect", {"site": site}, progress, journal)
-    try:
-        detail = run.step(f"reprotect {site} (rejoin as replica, caught up)", lambda: _reprotect(estate, site))
-    except DrorchError as exc:
-        run.finish("failed", {"site": site, "error": str(exc)})
-        raise
-    done = Reprotected(site, detail["source"], detail["already"], detail["rpo_seconds"])
-    run.finish("succeeded", {"site": site, **detail})
-    completed = _complete_failover_record(journal, done) if journal is not None else None
-    return FailbackResult(done, failover(estate, site, progress, journal, trigger="failback"), completed)
-
-
-def _reprotect(estate: Estate, site: str) -> dict[str, object]:
-    result = reprotect(estate, site)
-    return {"source": result.source, "already": result.already, "rpo_seconds": result.rpo_seconds}
+    estate.config.site(site)
+    path = playbook or library.choose(estate.config, "failback", site)
+    result = failover(estate, site, progress, journal, trigger="failback", playbook=path, options=options)
+    detail = next((s.detail for s in result.steps if s.status == "succeeded" and "reprotected" in s.detail), None)
+    done = None if detail is None else Reprotected(site, str(detail["source"]), bool(detail["already"]),
+                                                   detail["rpo_seconds"])
+    completed = _complete_failover_record(journal, done) if journal is not None and done is not None else None
+    return FailbackResult(done, result, completed)
 
 
 def _complete_failover_record(journal: Journal, done: Reprotected) -> str | None:

@@ -1,31 +1,30 @@
-"""``drorch failover --to SITE``: move the service to another site, safely and measured.
+"""``drorch failover --to SITE``: move the service to another site through its playbook, measured.
 
-Switchover (the old primary answers): scale the target, fence the old primary,
-wait until the target applied everything, promote, repoint the others, rejoin the
-old primary as a replica, flip DNS, verify. Unplanned failover (the old primary
-is dead): the same without fencing and rejoining, and only when the replicas
-confirm they lost the primary too. Every action is idempotent, so running the
-command again after a crash finishes the job.
+The playbook (``failover-to-SITE.yaml``, else ``failover.yaml``) decides the steps:
+a switchover when the old primary answers (fence, catch up, promote: nothing lost),
+an unplanned failover when it is dead and the replicas agree. This module adds what
+every failover needs around it: the journal entry that automatic mode's
+anti-flapping reads, and the RTO and RPO of the run. RPO is proven from GTIDs when
+the old primary was fenced; otherwise it comes from heartbeats: at once when
+``drorch serve`` knows the last acknowledged one, else when ``drorch failback``
+reprotects the old primary.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from drorch.engine.actions import compute, dns, http
-from drorch.engine.run import Progress, Run, StepResult
-from drorch.engine.topology import observe
-from drorch.errors import DrorchError, OperationFailed, RefusedForSafety
-from drorch.measure.objectives import heartbeat_rpo
+from drorch.engine.executor import Options, PlaybookResult, execute
+from drorch.engine.playbook import library
+from drorch.engine.playbook.loader import load_playbook
+from drorch.engine.run import Progress, StepResult
+from drorch.measure.objectives import data_loss, heartbeat_rpo
 from drorch.providers.estate import Estate
-from drorch.providers.mysql.client import MySQLClient, ServerState
-from drorch.replication import roles as mysql
 from drorch.state.journal import Journal
 
-CATCH_UP_TIMEOUT = 30.0
-VERIFY_TIMEOUT = 60.0
+PREAPPROVED = Options(approvals=frozenset({"*"}))
 
 
 @dataclass(frozen=True)
@@ -34,18 +33,22 @@ class FailoverResult:
     status: str
     from_site: str
     to_site: str
-    kind: str
+    kind: str  # switchover | failover | already-primary
     rto_seconds: float | None
     rpo_seconds: float | None
     lost_transactions: int | None
     steps: list[StepResult]
     notes: list[str] = field(default_factory=list)
+    playbook: str = ""
+    error: str | None = None
+    exit_code: int = 0  # 3 when a step refused for safety (nothing unsafe was done), 1 when a step failed
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id, "status": self.status, "from": self.from_site, "to": self.to_site,
-            "kind": self.kind, "rto_seconds": self.rto_seconds, "rpo_seconds": self.rpo_seconds,
-            "lost_transactions": self.lost_transactions, "notes": self.notes,
+            "kind": self.kind, "playbook": self.playbook, "rto_seconds": self.rto_seconds,
+            "rpo_seconds": self.rpo_seconds, "lost_transactions": self.lost_transactions, "notes": self.notes,
+            "error": self.error,
             "steps": [
                 {"name": s.name, "status": s.status, "duration_seconds": round(s.duration_seconds, 3),
                  "detail": s.detail, "error": s.error}
@@ -54,133 +57,52 @@ class FailoverResult:
         }
 
 
-def failover(estate: Estate, to: str, progress: Progress | None = None,
-             journal: Journal | None = None, trigger: str = "manual", reason: str = "",
-             last_heartbeat: float | None = None) -> FailoverResult:
-    """Move the primary role and the service name to ``to``; journal every step when given a journal.
+def failover(estate: Estate, to: str, progress: Progress | None = None, journal: Journal | None = None,
+             trigger: str = "manual", reason: str = "", last_heartbeat: float | None = None,
+             playbook: Path | None = None, options: Options = PREAPPROVED) -> FailoverResult:
+    """Run the failover playbook to ``to``; raise before any change when it must not run.
 
-    ``trigger`` (manual | automatic) and ``reason`` are journaled: automatic runs are what
-    the anti-flapping block period counts. ``last_heartbeat`` is when the last heartbeat was
-    acknowledged on the current primary (``drorch serve`` knows): it gives an unplanned
-    failover its RPO right away.
+    ``trigger`` (manual | automatic | failback) and ``reason`` are journaled: automatic runs are
+    what the anti-flapping block period counts. ``last_heartbeat`` is when the last heartbeat was
+    acknowledged on the current primary (``drorch serve`` knows it).
     """
-    config = estate.config
-    config.site(to)
-    dbs = {site: estate.mysql(site) for site in config.sites}
-    topology = observe(estate)
-    topology.refuse_split_brain()
-    topology.refuse_partition()
-    states, old = topology.states, topology.primary
-    if states[to] is None:
-        raise RefusedForSafety(f"{to}'s database does not answer: it cannot become primary")
-    context = {"from": old, "to": to, "trigger": trigger, "reason": reason}
-    run = Run("failover", context, progress, journal)
-    try:
-        result = _execute(estate, run, dbs, states, old, to, last_heartbeat)
-    except DrorchError as exc:
-        run.finish("failed", {**context, "error": str(exc)})
-        raise
-    summary = {**result.to_json(), "trigger": trigger, "reason": reason}
-    del summary["steps"]
-    run.finish(result.status, summary)
-    return result
+    estate.config.site(to)
+    path = playbook or library.choose(estate.config, "failover", to)
+    book = load_playbook(path)
+    given = {"to": to} if "to" in book.parameters else {}
+
+    def measure(result: PlaybookResult) -> dict[str, Any]:
+        return _measure(estate, to, result, last_heartbeat)
+
+    result = execute(book, estate, given, options, journal, progress, str(path.resolve()), operation="failover",
+                     context={"trigger": trigger, "reason": reason}, measure=measure)
+    m = result.measured
+    return FailoverResult(str(result.run_id), result.status, m["from"], to, m["kind"], m["rto_seconds"],
+                          m["rpo_seconds"], m["lost_transactions"], result.steps, m["notes"], book.name,
+                          result.error, result.exit_code)
 
 
-def _execute(estate: Estate, run: Run, dbs: dict[str, MySQLClient], states: dict[str, ServerState | None],
-             old: str, to: str, last_heartbeat: float | None) -> FailoverResult:
-    config = estate.config
-    if old == to:
-        to_state = states[to]
-        if to_state is not None and to_state.read_only:  # e.g. restarted after a crash: servers come back fenced
-            partner = mysql.semi_sync_partner(estate, to)
-            run.step(f"make {to} database writable again",
-                     lambda: _promote(dbs[to], partner is not None and states.get(partner) is not None))
-        return _finish(estate, run, old, to, "already-primary", lost=0, notes=[f"{to} was already primary"])
-    planned = states[old] is not None
-    replica_user = config.data.mysql.replication_user
-    repl_password = estate.replication_password()
-    target = config.site(to).mysql
-    partner = mysql.semi_sync_partner(estate, to)
-    run.step(f"scale {to} compute to active", lambda: compute.scale_to_active(estate, to))
-    fenced_gtid = ""
+def _measure(estate: Estate, to: str, result: PlaybookResult, last_heartbeat: float | None) -> dict[str, Any]:
+    """RTO, RPO and the kind of move, for the journal (metrics and `runs show` read them there)."""
+    old = str(result.variables.get("from", result.variables["primary"]))
+    planned = bool(result.variables["primary_reachable"])
+    kind = "already-primary" if old == to else "switchover" if planned else "failover"
+    done = result.status == "succeeded"
+    summary: dict[str, Any] = {"from": old, "to": to, "kind": kind, "notes": [],
+                               "rto_seconds": result.elapsed_seconds if done else None,
+                               "rpo_seconds": None, "lost_transactions": None}
+    if not done or kind == "already-primary":
+        summary.update(rpo_seconds=0.0 if done else None, lost_transactions=0 if done else None)
+        return summary
     if planned:
-        fenced_gtid = run.step(f"fence {old} database", lambda: _fence(dbs[old]))["binlog_gtid"]
-    else:
-        run.skip(f"fence {old} database", "unreachable (confirmed by the replicas)")
-    try:
-        catch_up_to = fenced_gtid or mysql.received_gtid(dbs[to])
-        run.step(f"wait until {to} applied all it received",
-                 lambda: _wait(dbs[to], catch_up_to))
-        partner_alive = partner is not None and states.get(partner) is not None
-        run.step(f"promote {to} database", lambda: _promote(dbs[to], partner_alive))
-    except DrorchError:
-        if planned:
-            run.step(f"rollback: unfence {old} database", lambda: _unfence(dbs[old]))
-            return _result(run, "rolled_back", old, to, "switchover", None, None, notes=["promotion did not happen"])
-        raise
-    for site, state in states.items():
-        if site in (old, to):
-            continue
-        if state is None:
-            run.skip(f"repoint {site} to {to}", "unreachable; repoint it when it is back")
-            continue
-        run.step(f"repoint {site} to {to}", functools.partial(
-            _follow, dbs[site], target.host, target.port, replica_user, repl_password, site == partner))
-    if planned:
-        run.step(f"rejoin {old} as replica of {to}", lambda: _follow(
-            dbs[old], target.host, target.port, replica_user, repl_password, old == partner))
-    run.step(f"point DNS at {to}", lambda: {"changed": dns.point_to(estate, to, old)})
-    if planned:
-        return _finish(estate, run, old, to, "switchover", lost=mysql.missing_transactions(dbs[to], fenced_gtid))
+        loss = data_loss(estate, to, result.steps)
+        summary.update(rpo_seconds=loss.rpo_seconds, lost_transactions=loss.lost_transactions)
+        if loss.lost_transactions:
+            summary["notes"].append(f"{to} lacks {loss.lost_transactions} transaction(s) of {old}")
+        return summary
     rpo = None if last_heartbeat is None else heartbeat_rpo(estate, old, to, last_heartbeat)
-    return _finish(estate, run, old, to, "failover", lost=None, rpo=rpo)
-
-
-def _finish(estate: Estate, run: Run, old: str, to: str, kind: str, lost: int | None,
-            notes: list[str] | None = None, rpo: float | None = None) -> FailoverResult:
-    if kind == "already-primary":
-        run.step(f"point DNS at {to}", lambda: {"changed": dns.point_to(estate, to, None)})
-    run.step(f"verify {to} serves through DNS",
-             lambda: {"waited_seconds": http.wait_serving(estate, to, VERIFY_TIMEOUT)})
-    rto = run.elapsed()
-    rpo = 0.0 if lost == 0 else rpo
-    all_notes = list(notes or [])
-    if lost is None and rpo is None:
-        all_notes.append("RPO not known yet: the old primary is unreachable; `drorch failback` measures it by "
-                         "heartbeats when it answers again")
-    elif lost is None:
-        all_notes.append(f"RPO {rpo} s by heartbeats (the last one acknowledged on {old} vs the newest {to} got)")
-    elif lost:
-        raise OperationFailed(f"{to} lacks {lost} transaction(s) of {old} after the switchover")
-    return _result(run, "succeeded", old, to, kind, rto, rpo, lost, all_notes)
-
-
-def _result(run: Run, status: str, old: str, to: str, kind: str, rto: float | None, rpo: float | None,
-            lost: int | None = None, notes: list[str] | None = None) -> FailoverResult:
-    return FailoverResult(run.run_id, status, old, to, kind, None if rto is None else round(rto, 3), rpo, lost,
-                          list(run.steps), notes or [])
-
-
-def _fence(db: MySQLClient) -> dict[str, Any]:
-    result = mysql.fence(db)
-    return {"binlog_gtid": result.binlog_gtid, "killed_sessions": result.killed_sessions}
-
-
-def _unfence(db: MySQLClient) -> dict[str, Any]:
-    db.execute(*db.flavor.unfence_sql())
-    return {}
-
-
-def _wait(db: MySQLClient, gtid: str) -> dict[str, Any]:
-    mysql.wait_applied(db, gtid, CATCH_UP_TIMEOUT)
-    return {"gtid": gtid}
-
-
-def _promote(db: MySQLClient, semi_sync_source: bool) -> dict[str, Any]:
-    mysql.promote(db, semi_sync_source)
-    return {"semi_sync_source": semi_sync_source}
-
-
-def _follow(db: MySQLClient, host: str, port: int, user: str, password: str, semi_sync: bool) -> dict[str, Any]:
-    mysql.follow(db, host, port, user, password, semi_sync)
-    return {"source": f"{host}:{port}", "semi_sync": semi_sync}
+    summary["rpo_seconds"] = rpo
+    summary["notes"].append(
+        f"RPO {rpo} s by heartbeats (the last one acknowledged on {old} vs the newest {to} got)" if rpo is not None
+        else f"RPO not known yet: {old} is unreachable; `drorch failback` measures it by heartbeats when it answers")
+    return summary

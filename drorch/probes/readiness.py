@@ -17,12 +17,18 @@ class Readiness:
 
 
 def _errant(replica_gtid: str, primary_gtid: str) -> str | None:
-    """Transactions a replica has that its primary never had (MariaDB positions, per domain)."""
+    """Transactions a replica has that its primary never had (MariaDB positions, per domain).
+
+    The two positions are read a moment apart, so a busy primary's newest transaction may
+    already be on the replica but not in the primary's older reading: a GTID ahead of the
+    primary's that the primary's own server wrote is that race, not an errant transaction.
+    """
     try:
         replica, primary = GtidPosition.parse(replica_gtid), GtidPosition.parse(primary_gtid)
     except ValueError:
         return None  # MySQL 8 GTID sets: checked by the replication tooling, not here
-    extra = [f"{d}-{s}-{q}" for d, s, q in replica.domains if q > primary.seq(d)]
+    writer = {d: s for d, s, _q in primary.domains}
+    extra = [f"{d}-{s}-{q}" for d, s, q in replica.domains if q > primary.seq(d) and s != writer.get(d)]
     return ", ".join(extra) or None
 
 

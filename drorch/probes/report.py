@@ -1,9 +1,9 @@
 """``drorch status``: one probe round turned into a report for people and scripts.
 
-When no heartbeat writer runs (``drorch serve`` is not running), status runs one
-itself for the duration of the round, so the lag it shows is measured now, with
-the same resolution as under ``serve``, rather than the age of a heartbeat from
-long ago.
+Status runs a heartbeat writer itself for the duration of its round, so the lag it
+shows is measured now, with the same resolution as under ``serve``, rather than the
+age of whatever heartbeat happens to be newest. When ``serve`` writes heartbeats too
+that is harmless: the row simply holds the newer one.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from drorch.probes.detector import site_healthy, writable_sites
 from drorch.probes.readiness import Readiness, assess
 from drorch.probes.result import Snapshot
 from drorch.providers.estate import Estate
+
+STATUS_ROUND_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -52,20 +54,16 @@ class StatusReport:
         }
 
 
-def _primary_without_heartbeats(estate: Estate) -> str | None:
-    """The single writable site, when its newest heartbeat is stale (nobody is writing them)."""
-    config = estate.config
-    table, interval = config.data.heartbeat.table, config.data.heartbeat.interval_seconds
-    for site in config.sites:
-        db = estate.mysql(site)
+def _sole_writable(estate: Estate) -> str | None:
+    """The one writable database's site (None when there are none or several: nobody gets heartbeats)."""
+    writable = []
+    for site in estate.config.sites:
         try:
-            if db.state(attempts=1, read_timeout=2.0).read_only:
-                continue
-            beat = heartbeat.newest(db, table)
+            if not estate.mysql(site).state(attempts=1, read_timeout=2.0).read_only:
+                writable.append(site)
         except Exception:  # an unreachable server is reported by the probe round itself
             continue
-        return site if beat is None or time.time() - beat.written_at > 3 * interval else None
-    return None
+    return writable[0] if len(writable) == 1 else None
 
 
 def _wait_replicated(estate: Estate, primary: str, seq: int, timeout: float) -> None:
@@ -88,14 +86,21 @@ def _wait_replicated(estate: Estate, primary: str, seq: int, timeout: float) -> 
 def status(estate: Estate) -> StatusReport:
     config = estate.config
     writer = None
-    primary_site = _primary_without_heartbeats(estate)
+    primary_site = _sole_writable(estate)
     if primary_site is not None:
         interval, table = config.data.heartbeat.interval_seconds, config.data.heartbeat.table
         writer = heartbeat.Writer(estate.mysql, lambda: primary_site, table, interval)
-        heartbeat.write(estate.mysql(primary_site), table, primary_site, writer.seq)
-        writer.start()
-        _wait_replicated(estate, primary_site, writer.seq, timeout=2 * interval)
-    collector = Collector(estate)
+        try:
+            heartbeat.write(estate.mysql(primary_site), table, primary_site, writer.seq)
+        except Exception:  # e.g. a semi-sync wait on a dead replica: report lag as measured, not crash
+            writer = None
+        else:
+            writer.start()
+            _wait_replicated(estate, primary_site, writer.seq, timeout=2 * interval)
+    detection = config.detection
+    # One round that must answer, not detection's bounded beat: slow calls get time (each attempt is still bounded).
+    collector = Collector(estate, round_timeout=max(3 * detection.probe_timeout_seconds, detection.interval_seconds,
+                                                    STATUS_ROUND_SECONDS))
     try:
         snapshot = collector.round()
     finally:

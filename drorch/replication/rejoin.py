@@ -30,10 +30,18 @@ class Reprotected:
     rpo_seconds: float | None  # heartbeat-measured loss of the failover that left it behind
 
 
-def reprotect(estate: Estate, site: str, timeout: float = CATCH_UP_TIMEOUT) -> Reprotected:
-    """Make ``site`` a caught-up replica of the current primary; refuse if it holds unreplicated transactions."""
-    config = estate.config
-    config.site(site)
+@dataclass(frozen=True)
+class Assessment:
+    """What reprotecting ``site`` would do: rejoin ``primary``, or nothing when ``already`` a running replica."""
+
+    site: str
+    primary: str
+    already: bool
+
+
+def assess(estate: Estate, site: str) -> Assessment:
+    """Every check reprotect makes before changing anything; raises when it must not go on."""
+    estate.config.site(site)
     topology = observe(estate)
     topology.refuse_split_brain()
     primary = topology.primary
@@ -44,21 +52,30 @@ def reprotect(estate: Estate, site: str, timeout: float = CATCH_UP_TIMEOUT) -> R
         raise RefusedForSafety(f"{site}'s database does not answer: start it, then run again")
     if topology.states[primary] is None:
         raise RefusedForSafety(f"the primary {primary} does not answer: reprotecting {site} needs it")
-    old, new = estate.mysql(site), estate.mysql(primary)
-    target = config.site(primary).mysql
+    target = estate.config.site(primary).mysql
     replica = state.replica
     if (replica is not None and (replica.source_host, replica.source_port) == (target.host, target.port)
             and replica.io_running and replica.sql_running):
-        wait_applied(old, new.state().binlog_gtid, timeout)
-        return Reprotected(site, primary, True, None)
-    rpo = heartbeat_rpo(estate, site, primary)  # before rejoining: replication would overwrite the evidence
-    lost = unreplicated(old, new)
+        return Assessment(site, primary, True)
+    lost = unreplicated(estate.mysql(site), estate.mysql(primary))
     if lost:
-        raise RefusedForSafety(_rebuild_advice(site, primary, lost, rpo))
-    follow(old, target.host, target.port, config.data.mysql.replication_user, estate.replication_password(),
-           semi_sync_partner(estate, primary) == site)
+        raise RefusedForSafety(_rebuild_advice(site, primary, lost, heartbeat_rpo(estate, site, primary)))
+    return Assessment(site, primary, False)
+
+
+def reprotect(estate: Estate, site: str, timeout: float = CATCH_UP_TIMEOUT) -> Reprotected:
+    """Make ``site`` a caught-up replica of the current primary; refuse if it holds unreplicated transactions."""
+    found = assess(estate, site)
+    old, new = estate.mysql(site), estate.mysql(found.primary)
+    if found.already:
+        wait_applied(old, new.state().binlog_gtid, timeout)
+        return Reprotected(site, found.primary, True, None)
+    rpo = heartbeat_rpo(estate, site, found.primary)  # before rejoining: replication would overwrite the evidence
+    target = estate.config.site(found.primary).mysql
+    follow(old, target.host, target.port, estate.config.data.mysql.replication_user, estate.replication_password(),
+           semi_sync_partner(estate, found.primary) == site)
     wait_applied(old, new.state().binlog_gtid, timeout)
-    return Reprotected(site, primary, False, rpo)
+    return Reprotected(site, found.primary, False, rpo)
 
 
 def _rebuild_advice(site: str, primary: str, lost: list[str], rpo: float | None) -> str:

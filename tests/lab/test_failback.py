@@ -67,7 +67,7 @@ def test_failback_reprotects_seoul_measures_the_rpo_and_switches_back(home: Lab)
     for site in ("tokyo", "nhn"):
         assert wait_for(lambda s=site: source_port(home, s)) == seoul_port  # type: ignore[misc]
     again = drorch(home, "failback", "--yes", "--output", "json")
-    assert again.returncode == 2 and "seoul is the primary" in again.stderr  # nothing to do: said, not done
+    assert again.returncode == 3 and "seoul already is the primary" in again.stderr  # said, nothing done
 
 
 def test_failback_refuses_when_seoul_holds_transactions_tokyo_never_got(home: Lab) -> None:

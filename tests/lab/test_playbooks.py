@@ -68,7 +68,9 @@ def test_dry_run_and_refusals_change_nothing(home: Lab, tmp_path: Path) -> None:
     before = estate_state(home)
     dry = execute(load_playbook(SWITCHOVER), home.estate, {"to": "tokyo"}, Options(dry_run=True))
     assert dry.status == "dry-run" and dry.run_id is None
-    assert [p["action"] for p in dry.planned][:3] == ["control.approval", "compute.scale", "mysql.fence"]
+    steps = dry.planned["steps"]
+    assert [p["action"] for p in steps][:3] == ["control.approval", "compute.scale", "mysql.fence"]
+    assert steps[2]["changes"] == ["seoul database: read_only OFF -> ON, client sessions cut"]
     with pytest.raises(RefusedForSafety, match="guard 'target differs from the current primary'"):
         execute(load_playbook(SWITCHOVER), home.estate, {"to": "seoul"}, YES)
     refused = execute(load_playbook(SWITCHOVER), home.estate, {"to": "tokyo"}, Options())  # nobody to approve
@@ -92,7 +94,7 @@ def test_cli_param_errors_exit_2_and_guard_refusal_exit_3(home: Lab) -> None:
     refused = run("-p", "to=seoul", "--yes")
     assert refused.returncode == 3 and "guard" in refused.stderr
     dry = run("-p", "to=tokyo", "--dry-run", "--output", "json")
-    assert dry.returncode == 0 and json.loads(dry.stdout)["status"] == "dry-run"
+    assert dry.returncode == 0 and json.loads(dry.stdout)["would_run"] is True
     assert estate_state(home) == before
 
 

@@ -113,6 +113,17 @@ def test_readiness_lists_every_reason(config: Config) -> None:
         assert expected in reasons
 
 
+def test_a_replica_ahead_of_an_older_primary_reading_is_not_errant(config: Config) -> None:
+    """Probes read the primary and the replica a moment apart; the primary's own newer write is not errant."""
+    def reasons(replica_gtid: str) -> tuple[str, ...]:
+        snapshot = Snapshot(1, (app("seoul"), db("seoul", writable=True, gtid="0-1-10"),
+                                app("tokyo"), db("tokyo", lag=0.2, gtid=replica_gtid)))
+        return assess(config, snapshot, "seoul")["tokyo"].reasons
+
+    assert reasons("0-1-11") == ()
+    assert reasons("0-2-11") == ("errant GTIDs not on the primary: 0-2-11",)
+
+
 def test_a_healthy_caught_up_standby_is_ready(config: Config) -> None:
     snapshot = Snapshot(1, (app("seoul"), db("seoul", writable=True), app("tokyo"), db("tokyo", lag=0.2)))
     assert assess(config, snapshot, "seoul")["tokyo"].ready

@@ -1,41 +1,60 @@
-"""Compute actions: bring a standby's application capacity to its active or warm size."""
+"""``compute.scale``: bring a site's application capacity to its active or warm size, whatever runs it.
+
+A playbook that should work for any target site (``failover.yaml``) cannot name
+``ecs.scale`` or ``eks.scale_nodegroup``: this action reads what the site runs and
+delegates to the service's own action, so the work and its plan are written once.
+On OpenStack, ``active`` starts the configured servers and scales NKS (when
+configured) to its active count; ``warm`` scales NKS back and leaves servers as
+they are (stopping servers is ``openstack.server_stop``, a decision of its own).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
-from drorch.config.schema import EcsCompute, EksCompute
+from pydantic import Field
+
+from drorch.config.schema import EcsCompute, EksCompute, OpenStackCompute
+from drorch.engine.actions import ecs, eks, nks, openstack
+from drorch.engine.actions.sizing import ScaleParams
 from drorch.engine.catalogue import ActionContext, Params, action
-from drorch.providers.aws import ecs, eks
-from drorch.providers.estate import Estate
+
+Call = tuple[Callable[[ActionContext, Any], Any], Params]
 
 
-def scale_to_active(estate: Estate, site: str) -> dict[str, Any]:
-    """Scale ``site`` to its active footprint; returns what was set (empty when nothing to do)."""
-    compute = estate.config.site(site).compute
-    if isinstance(compute, EcsCompute):
-        result = ecs.scale(estate.aws(site, "ecs"), compute.cluster, compute.service, compute.active_count)
-        return {"ecs_service": compute.service, "desired": result.desired, "running": result.running}
-    if isinstance(compute, EksCompute):
-        client = estate.aws(site, "eks")
-        sizes = {name: eks.scale_nodegroup(client, compute.cluster, name, size)
-                 for name, size in compute.nodegroups.items()}
-        return {"eks_nodegroups": sizes}
-    return {}
-
-
-class ScaleParams(Params):
+class ComputeParams(Params):
     site: str
     size: Literal["active", "warm"] = "active"
+    timeout: float = Field(default=600.0, gt=0, le=3600)
 
 
-@action("compute.scale", ScaleParams)
-def scale_action(ctx: ActionContext, p: ScaleParams) -> dict[str, Any]:
-    """Scale the site's compute (ECS service, EKS node groups) to its configured active or warm size and wait."""
-    if p.size == "active":
-        return scale_to_active(ctx.estate, p.site)
+def _calls(ctx: ActionContext, p: ComputeParams, planning: bool) -> dict[str, Call]:
+    """The service actions (or their plans) that scale this site, by name."""
     compute = ctx.estate.config.site(p.site).compute
+    sized = ScaleParams(site=p.site, size=p.size, timeout=p.timeout)
     if isinstance(compute, EcsCompute):
-        result = ecs.scale(ctx.estate.aws(p.site, "ecs"), compute.cluster, compute.service, compute.warm_count)
-        return {"ecs_service": compute.service, "desired": result.desired, "running": result.running}
-    return {}
+        return {"ecs": (ecs.plan if planning else ecs.scale_action, sized)}
+    if isinstance(compute, EksCompute):
+        group = eks.NodegroupParams(site=p.site, size=p.size, timeout=p.timeout)
+        return {"eks": (eks.plan if planning else eks.scale_nodegroup_action, group)}
+    if not isinstance(compute, OpenStackCompute):
+        return {}
+    calls: dict[str, Call] = {}
+    if p.size == "active":
+        servers = openstack.ServersParams(site=p.site, timeout=p.timeout)
+        calls["servers"] = (openstack.plan_start if planning else openstack.server_start_action, servers)
+    if compute.nks_cluster and compute.nks_nodegroup:
+        calls["nks"] = (nks.plan if planning else nks.scale_nodegroup_action, sized)
+    return calls
+
+
+def plan(ctx: ActionContext, p: ComputeParams) -> list[str]:
+    return [line for fn, params in _calls(ctx, p, planning=True).values() for line in fn(ctx, params)]
+
+
+@action("compute.scale", ComputeParams, plan=plan)
+def scale_action(ctx: ActionContext, p: ComputeParams) -> dict[str, Any]:
+    """Scale the site's compute, whatever runs it (ECS service, EKS node groups, OpenStack servers and NKS), to its
+    configured active or warm size and wait."""
+    return {name: fn(ctx, params) for name, (fn, params) in _calls(ctx, p, planning=False).items()}

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from drorch.engine.catalogue import ActionContext, Params, action
+from drorch.engine.topology import site_at
 from drorch.errors import RefusedForSafety
-from drorch.replication.rejoin import reprotect
+from drorch.providers.mysql.client import ServerState
+from drorch.replication.rejoin import assess, reprotect
 from drorch.replication.roles import fence, follow, promote, received_gtid, semi_sync_partner, wait_applied
 
 
@@ -24,10 +26,6 @@ class WaitParams(Params):
     timeout: float = 30.0
 
 
-class PromoteParams(Params):
-    site: str
-
-
 class RepointParams(Params):
     site: str
     source: str
@@ -39,7 +37,42 @@ class SemiSyncParams(Params):
     replica: bool
 
 
-@action("mysql.fence", SiteParams)
+def _source(ctx: ActionContext, state: ServerState) -> str:
+    """The site (or host:port) a replica follows, for people."""
+    if state.replica is None:
+        return "no source"
+    where = site_at(ctx.estate, state.replica.source_host, state.replica.source_port)
+    return where or f"{state.replica.source_host}:{state.replica.source_port}"
+
+
+def plan_fence(ctx: ActionContext, p: SiteParams) -> list[str]:
+    state = ctx.estate.mysql(p.site).state(attempts=1)
+    return [] if state.read_only else [f"{p.site} database: read_only OFF -> ON, client sessions cut"]
+
+
+def plan_promote(ctx: ActionContext, p: SiteParams) -> list[str]:
+    state = ctx.estate.mysql(p.site).state(attempts=1)
+    changes = [f"{p.site} database: stop replicating from {_source(ctx, state)}"] if state.replica else []
+    return changes + ([f"{p.site} database: read_only ON -> OFF (accepts writes)"] if state.read_only else [])
+
+
+def plan_repoint(ctx: ActionContext, p: RepointParams) -> list[str]:
+    state = ctx.estate.mysql(p.site).state(attempts=1)
+    target = ctx.estate.config.site(p.source).mysql
+    replica = state.replica
+    if (replica is not None and (replica.source_host, replica.source_port) == (target.host, target.port)
+            and replica.io_running and replica.sql_running and state.read_only):
+        return []
+    fenced = "" if state.read_only else ", read_only OFF -> ON"
+    return [f"{p.site} database: replicate from {_source(ctx, state)} -> from {p.source}{fenced}"]
+
+
+def plan_unfence(ctx: ActionContext, p: SiteParams) -> list[str]:
+    state = ctx.estate.mysql(p.site).state(attempts=1)
+    return [f"{p.site} database: read_only ON -> OFF"] if state.read_only else []
+
+
+@action("mysql.fence", SiteParams, plan=plan_fence)
 def fence_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
     """Make the site's database read-only (super_read_only on MySQL 8) and cut off client sessions.
 
@@ -58,8 +91,8 @@ def wait_caught_up_action(ctx: ActionContext, p: WaitParams) -> dict[str, Any]:
     return {"gtid": gtid}
 
 
-@action("mysql.promote", PromoteParams)
-def promote_action(ctx: ActionContext, p: PromoteParams) -> dict[str, Any]:
+@action("mysql.promote", SiteParams, plan=plan_promote)
+def promote_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
     """Stop replicating, forget the old source, make the database writable (semi-sync source when its pair answers)."""
     partner = semi_sync_partner(ctx.estate, p.site)
     partner_alive = partner is not None and ctx.estate.mysql(partner).ping()
@@ -67,7 +100,7 @@ def promote_action(ctx: ActionContext, p: PromoteParams) -> dict[str, Any]:
     return {"semi_sync_source": partner_alive}
 
 
-@action("mysql.repoint", RepointParams)
+@action("mysql.repoint", RepointParams, plan=plan_repoint)
 def repoint_action(ctx: ActionContext, p: RepointParams) -> dict[str, Any]:
     """Make the site a read-only replica of ``source`` from its own GTID position (also rejoins an old primary)."""
     target = ctx.estate.config.site(p.source).mysql
@@ -90,7 +123,19 @@ class RepointOthersParams(Params):
     exclude: tuple[str, ...] = ()
 
 
-@action("mysql.repoint_others", RepointOthersParams)
+def plan_repoint_others(ctx: ActionContext, p: RepointOthersParams) -> list[str]:
+    changes = []
+    for site in ctx.estate.config.sites:
+        if site == p.source or site in p.exclude:
+            continue
+        if not ctx.estate.mysql(site).ping():
+            changes.append(f"{site} database: unreachable, left for later")
+            continue
+        changes += plan_repoint(ctx, RepointParams(site=site, source=p.source))
+    return changes
+
+
+@action("mysql.repoint_others", RepointOthersParams, plan=plan_repoint_others)
 def repoint_others_action(ctx: ActionContext, p: RepointOthersParams) -> dict[str, Any]:
     """Make every other reachable site (except ``exclude``) a replica of ``source``; unreachable ones are listed."""
     done, unreachable = [], []
@@ -105,7 +150,7 @@ def repoint_others_action(ctx: ActionContext, p: RepointOthersParams) -> dict[st
     return {"repointed": done, "unreachable": unreachable}
 
 
-@action("mysql.unfence", SiteParams)
+@action("mysql.unfence", SiteParams, plan=plan_unfence)
 def unfence_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
     """Make the site's database writable again: the rollback of a fence when nothing was promoted.
 
@@ -120,7 +165,12 @@ def unfence_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
     return {}
 
 
-@action("mysql.reprotect", SiteParams)
+def plan_reprotect(ctx: ActionContext, p: SiteParams) -> list[str]:
+    found = assess(ctx.estate, p.site)  # raises exactly as the action would
+    return [] if found.already else plan_repoint(ctx, RepointParams(site=p.site, source=found.primary))
+
+
+@action("mysql.reprotect", SiteParams, plan=plan_reprotect)
 def reprotect_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
     """Rejoin the site (an old primary) as a caught-up replica of the current primary.
 
@@ -128,4 +178,5 @@ def reprotect_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
     become errant GTIDs. Also measures, by heartbeats, what the failover that left it behind lost.
     """
     result = reprotect(ctx.estate, p.site)
-    return {"source": result.source, "already": result.already, "rpo_seconds": result.rpo_seconds}
+    return {"reprotected": result.site, "source": result.source, "already": result.already,
+            "rpo_seconds": result.rpo_seconds}

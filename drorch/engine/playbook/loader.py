@@ -22,7 +22,7 @@ from drorch.errors import InvalidInput
 
 # Variables the engine provides to every template, besides the playbook's own parameters.
 BUILTINS = {"primary", "primary_reachable", "reachable", "writable", "partition", "sites", "standbys", "ready",
-            "service"}
+            "not_ready_because", "service"}
 
 
 def _template_problems(value: Any, path: FieldPath, known: set[str], expression: bool = False
@@ -100,6 +100,7 @@ def problems(playbook: Playbook) -> list[tuple[FieldPath, str]]:
             found += _template_problems(parameter.default, ("parameters", name, "default"), known - {name})
     for index, guard in enumerate(playbook.guards):
         found += _template_problems(guard.check, ("guards", index, "check"), known, expression=True)
+        found += _template_problems(guard.message, ("guards", index, "message"), known)
     for index, item in enumerate(playbook.steps):
         if getattr(item, "when", None) is not None and not isinstance(item, Step):
             found += _template_problems(item.when, ("steps", index, "when"), known, expression=True)

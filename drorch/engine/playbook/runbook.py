@@ -31,6 +31,19 @@ def _step_lines(number: str, step: Step, descriptions: dict[str, str]) -> list[s
     ]
 
 
+def _commands(name: str, source: str, params: str) -> list[str]:
+    """How on-call runs this playbook: the short command when one picks it by name, else ``playbook run``."""
+    operation, _, site = name.partition("-to-")
+    if operation == "failover" and site:
+        return [f"drorch plan --to {site}                         # guards' verdicts and every change; changes nothing",
+                f"drorch failover --to {site} --yes               # runs this playbook ({source})"]
+    if operation == "failback" and site:
+        return [f"drorch plan {source}   # guards' verdicts and every change; changes nothing",
+                f"drorch failback --to {site} --yes               # runs this playbook ({source})"]
+    return [f"drorch plan {source} {params}   # guards' verdicts and every change; changes nothing",
+            f"drorch playbook run {source} {params} --yes"]
+
+
 def render(playbook: Playbook, source: str) -> str:
     """Markdown for ``playbook`` (``source`` is the playbook's path as users type it)."""
     descriptions = {name: spec.description for name, spec in catalogue().items()}
@@ -47,9 +60,9 @@ def render(playbook: Playbook, source: str) -> str:
         "",
         "```sh",
         "drorch status                                   # look first: roles, lag, readiness",
-        f"drorch playbook run {source} {params} --dry-run   # checks the guards, lists every step, changes nothing",
-        f"drorch playbook run {source} {params} --yes",
+        *_commands(playbook.name, source, params),
         "drorch runs list && drorch runs show RUN_ID     # what happened, step by step",
+        "drorch resume RUN_ID                            # finish a run that stopped (controller killed)",
         "```",
         "",
         "Exit codes: 0 done; 1 a step failed (or the run was rolled back: see `drorch runs show`); "

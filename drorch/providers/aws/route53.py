@@ -125,3 +125,12 @@ def health_check(r53: Any, check_id: str) -> HealthCheck:
         inverted=bool(config.get("Inverted", False)),
         disabled=bool(config.get("Disabled", False)),
     )
+
+
+def update_health_check(r53: Any, check_id: str, *, inverted: bool | None = None,
+                        disabled: bool | None = None) -> HealthCheck:
+    """Set the check's Inverted and/or Disabled flags (None leaves one as it is); returns the check as read back."""
+    changes = {key: value for key, value in (("Inverted", inverted), ("Disabled", disabled)) if value is not None}
+    if changes:
+        retry.call(lambda: r53.update_health_check(HealthCheckId=check_id, **changes))
+    return health_check(r53, check_id)

@@ -1,0 +1,70 @@
+"""OpenStack (NHN Cloud) server actions: power a site's application servers on or off.
+
+A warm NHN standby keeps some servers SHUTOFF to save cost; failover starts them and
+failback stops them again. Nova refuses to start a running server, so each server is
+read first and only the ones not yet in the target state are changed (the provider
+waits until each one settles).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import Field
+
+from drorch.config.schema import OpenStackCompute
+from drorch.engine.actions.sizing import compute_of
+from drorch.engine.catalogue import ActionContext, Params, action
+from drorch.errors import OperationFailed
+from drorch.providers.openstack import compute
+
+
+class ServersParams(Params):
+    site: str
+    servers: list[str] | None = Field(default=None, min_length=1)  # default: the site's configured servers
+    timeout: float = Field(default=300.0, gt=0, le=3600)
+
+
+def _names(ctx: ActionContext, p: ServersParams) -> list[str]:
+    return p.servers or compute_of(ctx.estate, p.site, OpenStackCompute).servers
+
+
+def _plan(ctx: ActionContext, p: ServersParams, target: str) -> list[str]:
+    found = compute.servers(ctx.estate.openstack(p.site), _names(ctx, p))
+    return [f"{p.site} server {s.name}: {s.status} -> {target}" for s in found
+            if not (s.status == target and s.settled)]
+
+
+def _power(ctx: ActionContext, p: ServersParams, target: str) -> dict[str, Any]:
+    """Bring every named server to ``target`` within ``p.timeout`` in all, then read them back to verify."""
+    conn = ctx.estate.openstack(p.site)
+    names = _names(ctx, p)
+    change = compute.start if target == "ACTIVE" else compute.stop
+    deadline = time.monotonic() + p.timeout
+    changed = [name for name in names if change(conn, name, max(1.0, deadline - time.monotonic()))]
+    now = {s.name: s.status for s in compute.servers(conn, names)}
+    wrong = {name: status for name, status in now.items() if status != target}
+    if wrong:
+        raise OperationFailed(f"{p.site} servers not {target} after the change: {wrong}")
+    return {"servers": now, "changed": changed}
+
+
+def plan_start(ctx: ActionContext, p: ServersParams) -> list[str]:
+    return _plan(ctx, p, "ACTIVE")
+
+
+def plan_stop(ctx: ActionContext, p: ServersParams) -> list[str]:
+    return _plan(ctx, p, "SHUTOFF")
+
+
+@action("openstack.server_start", ServersParams, plan=plan_start)
+def server_start_action(ctx: ActionContext, p: ServersParams) -> dict[str, Any]:
+    """Power on the site's OpenStack servers (default: those in its config) and wait until each is ACTIVE."""
+    return _power(ctx, p, "ACTIVE")
+
+
+@action("openstack.server_stop", ServersParams, plan=plan_stop)
+def server_stop_action(ctx: ActionContext, p: ServersParams) -> dict[str, Any]:
+    """Power off the site's OpenStack servers (default: those in its config) and wait until each is SHUTOFF."""
+    return _power(ctx, p, "SHUTOFF")

@@ -6,8 +6,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import requests
+
+from drorch.engine.actions import dns
 from drorch.engine.failover import failover
 from drorch.lab import chaos, lifecycle, processes
 from drorch.lab.control import Lab, open_lab
@@ -68,3 +71,35 @@ def restore_home(lab: Lab) -> None:
     for site in ("tokyo", "nhn"):
         lab.admin(site).execute("START SLAVE")  # a test may have stopped it; a no-op when running
     assert writable_sites(lab) == ["seoul"]
+
+
+def estate_state(lab: Lab) -> dict[str, Any]:
+    """What a run may change: database roles, sources and data, DNS records, ECS capacity.
+
+    drorch's own heartbeat rows are not compared: monitoring writes them all the time.
+    """
+    roles = {}
+    for site in lab.state.sites:
+        db = lab.admin(site)
+        state = db.state()
+        checksum = db.query("CHECKSUM TABLE shop.orders")[0]["Checksum"]
+        roles[site] = (state.read_only, state.replica.source_port if state.replica else None, checksum)
+    ecs = lab.estate.aws("tokyo", "ecs").describe_services(cluster="dr-ecs-cluster",
+                                                            services=["dr-fargate-service"])["services"][0]
+    return {"roles": roles, "dns": dns.active_sites(lab.estate), "ecs_desired": ecs["desiredCount"]}
+
+
+def vpn_connection_id(lab: Lab) -> str:
+    site_vpn = lab.config.sites["nhn"].vpn
+    assert site_vpn is not None and site_vpn.aws_site == "seoul" and site_vpn.aws_connection_id
+    return site_vpn.aws_connection_id
+
+
+def set_vpn_tunnel(lab: Lab, outside_ip: str, status: str) -> None:
+    """Flip a tunnel through the lab's control hook (AWS has no API for this)."""
+    response = requests.post(
+        f"{lab.state.aws_ready['control_endpoint']}/_drorch/vpn-tunnel",
+        json={"vpn_connection_id": vpn_connection_id(lab), "outside_ip": outside_ip, "status": status},
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text

@@ -25,7 +25,7 @@ from drorch.providers.aws import dynamodb, ecs, eks, route53
 from drorch.providers.aws.dynamodb import LATEST_PARTITION
 from drorch.providers.estate import Estate
 from drorch.providers.openstack import compute, nks
-from tests.providers.test_aws_vpn_dynamodb import _set_tunnel
+from tests.helpers import set_vpn_tunnel
 
 CLUSTER, SERVICE = "dr-ecs-cluster", "dr-fargate-service"
 EKS_CLUSTER = "eks-prod"
@@ -347,16 +347,16 @@ def test_vpn_assert_up_from_aws_telemetry(lab: Lab) -> None:
     result = run(lab.estate, "vpn.assert_up", site="nhn")
     assert result == {"up": 2, "tunnels": {first: "UP", second: "UP"}, "down": []}
     try:
-        _set_tunnel(lab, first, "DOWN")
+        set_vpn_tunnel(lab, first, "DOWN")
         with pytest.raises(OperationFailed, match=f"nhn VPN: 1 of 2 tunnels up, 2 needed; down: {first}$"):
             run(lab.estate, "vpn.assert_up", site="nhn")
         assert run(lab.estate, "vpn.assert_up", site="nhn", min_tunnels=1)["down"] == [first]
-        _set_tunnel(lab, second, "DOWN")
+        set_vpn_tunnel(lab, second, "DOWN")
         with pytest.raises(OperationFailed, match=f"0 of 2 tunnels up, 1 needed; down: {first}, {second}"):
             run(lab.estate, "vpn.assert_up", site="nhn", min_tunnels=1)
     finally:
-        _set_tunnel(lab, first, "UP")
-        _set_tunnel(lab, second, "UP")
+        set_vpn_tunnel(lab, first, "UP")
+        set_vpn_tunnel(lab, second, "UP")
     assert run(lab.estate, "vpn.assert_up", site="nhn")["up"] == 2
     with pytest.raises(OperationFailed, match="3 tunnels must be up but it has only 2"):
         run(lab.estate, "vpn.assert_up", site="nhn", min_tunnels=3)

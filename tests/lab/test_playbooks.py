@@ -8,7 +8,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,7 +17,7 @@ from drorch.engine.playbook.loader import load_playbook
 from drorch.errors import RefusedForSafety
 from drorch.lab.control import Lab
 from drorch.state.sqlite import SQLiteJournal
-from tests.helpers import restore_home, writable_sites
+from tests.helpers import estate_state, restore_home, writable_sites
 
 SWITCHOVER = Path(__file__).resolve().parents[2] / "playbooks" / "switchover.yaml"
 YES = Options(approvals=frozenset({"*"}))
@@ -29,22 +28,6 @@ def home(lab: Lab) -> Iterator[Lab]:
     restore_home(lab)
     yield lab
     restore_home(lab)
-
-
-def estate_state(lab: Lab) -> dict[str, Any]:
-    """What a run may change: database roles, sources and data, DNS records, ECS capacity.
-
-    drorch's own heartbeat rows are not compared: monitoring writes them all the time.
-    """
-    roles = {}
-    for site in lab.state.sites:
-        db = lab.admin(site)
-        state = db.state()
-        checksum = db.query("CHECKSUM TABLE shop.orders")[0]["Checksum"]
-        roles[site] = (state.read_only, state.replica.source_port if state.replica else None, checksum)
-    ecs = lab.estate.aws("tokyo", "ecs").describe_services(cluster="dr-ecs-cluster",
-                                                            services=["dr-fargate-service"])["services"][0]
-    return {"roles": roles, "dns": dns.active_sites(lab.estate), "ecs_desired": ecs["desiredCount"]}
 
 
 def test_switchover_playbook_there_and_back(home: Lab, tmp_path: Path) -> None:

@@ -12,35 +12,19 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-import requests
 
 from drorch.errors import OperationFailed
 from drorch.lab.aws_seed import TUNNEL_OUTSIDE_IPS
 from drorch.lab.control import Lab
 from drorch.providers.aws import dynamodb, vpn
 from drorch.providers.aws.dynamodb import LATEST_PARTITION, Probe
+from tests.helpers import set_vpn_tunnel, vpn_connection_id
 
 REGION = "ap-northeast-2"
 
 
-def _connection_id(lab: Lab) -> str:
-    site_vpn = lab.config.sites["nhn"].vpn
-    assert site_vpn is not None and site_vpn.aws_site == "seoul" and site_vpn.aws_connection_id
-    return site_vpn.aws_connection_id
-
-
-def _set_tunnel(lab: Lab, outside_ip: str, status: str) -> None:
-    """Flip a tunnel through the lab's control hook (AWS has no API for this)."""
-    response = requests.post(
-        f"{lab.state.aws_ready['control_endpoint']}/_drorch/vpn-tunnel",
-        json={"vpn_connection_id": _connection_id(lab), "outside_ip": outside_ip, "status": status},
-        timeout=5,
-    )
-    assert response.status_code == 200, response.text
-
-
 def test_both_tunnels_are_up(lab: Lab) -> None:
-    found = vpn.tunnels(lab.estate.aws("seoul", "ec2"), _connection_id(lab))
+    found = vpn.tunnels(lab.estate.aws("seoul", "ec2"), vpn_connection_id(lab))
     assert sorted(t.outside_ip for t in found) == sorted(TUNNEL_OUTSIDE_IPS)
     assert all(t.up and t.accepted_routes == 1 and t.status_message == "" for t in found)
     assert all(isinstance(t.last_status_change, datetime) and t.last_status_change.tzinfo for t in found)
@@ -49,18 +33,18 @@ def test_both_tunnels_are_up(lab: Lab) -> None:
 def test_a_tunnel_forced_down_is_seen_then_restored(lab: Lab) -> None:
     ec2 = lab.estate.aws("seoul", "ec2")
     down_ip, other_ip = TUNNEL_OUTSIDE_IPS
-    before = {t.outside_ip: t for t in vpn.tunnels(ec2, _connection_id(lab))}
+    before = {t.outside_ip: t for t in vpn.tunnels(ec2, vpn_connection_id(lab))}
     try:
-        _set_tunnel(lab, down_ip, "DOWN")
-        after = {t.outside_ip: t for t in vpn.tunnels(ec2, _connection_id(lab))}
+        set_vpn_tunnel(lab, down_ip, "DOWN")
+        after = {t.outside_ip: t for t in vpn.tunnels(ec2, vpn_connection_id(lab))}
         assert not after[down_ip].up and after[down_ip].accepted_routes == 0
         assert after[down_ip].status_message == "lab: tunnel forced down"
         changed, previous = after[down_ip].last_status_change, before[down_ip].last_status_change
         assert changed is not None and previous is not None and changed >= previous
         assert after[other_ip] == before[other_ip]
     finally:
-        _set_tunnel(lab, down_ip, "UP")
-    assert all(t.up for t in vpn.tunnels(ec2, _connection_id(lab)))
+        set_vpn_tunnel(lab, down_ip, "UP")
+    assert all(t.up for t in vpn.tunnels(ec2, vpn_connection_id(lab)))
 
 
 def test_unknown_vpn_connection(lab: Lab) -> None:

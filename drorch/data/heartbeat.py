@@ -116,9 +116,11 @@ class Writer:
                 try:
                     if conn is None:
                         conn, conn_site = self._clients(site).open(read_timeout=2.0), site
+                    stamp = time.time()
                     with conn.cursor() as cur:
-                        cur.execute(_WRITE.format(table=self._table), (site, self.seq, f"{time.time():.6f}"))
-                    self.last_written, self.last_error = time.time(), None
+                        cur.execute(_WRITE.format(table=self._table), (site, self.seq, f"{stamp:.6f}"))
+                    # the stamp of the newest acknowledged heartbeat: what a failover's RPO compares
+                    self.last_written, self.last_error = stamp, None
                 except pymysql.MySQLError as exc:
                     self.last_error = f"{site}: {exc.args[:1]}"
                     if conn is not None:

@@ -12,6 +12,7 @@ reprotects the old primary.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,14 @@ class FailoverResult:
 
 def failover(estate: Estate, to: str, progress: Progress | None = None, journal: Journal | None = None,
              trigger: str = "manual", reason: str = "", last_heartbeat: float | None = None,
-             playbook: Path | None = None, options: Options = PREAPPROVED) -> FailoverResult:
+             playbook: Path | None = None, options: Options = PREAPPROVED,
+             incident_at: float | None = None) -> FailoverResult:
     """Run the failover playbook to ``to``; raise before any change when it must not run.
 
     ``trigger`` (manual | automatic | failback) and ``reason`` are journaled: automatic runs are
     what the anti-flapping block period counts. ``last_heartbeat`` is when the last heartbeat was
-    acknowledged on the current primary (``drorch serve`` knows it).
+    acknowledged on the current primary (``drorch serve`` knows it). ``incident_at`` is when the
+    incident was detected: the RTO counts from there (from the run's start when not given).
     """
     estate.config.site(to)
     path = playbook or library.choose(estate.config, "failover", to)
@@ -72,7 +75,10 @@ def failover(estate: Estate, to: str, progress: Progress | None = None, journal:
     given = {"to": to} if "to" in book.parameters else {}
 
     def measure(result: PlaybookResult) -> dict[str, Any]:
-        return _measure(estate, to, result, last_heartbeat)
+        summary = _measure(estate, to, result, last_heartbeat)
+        if incident_at is not None and summary["rto_seconds"] is not None:
+            summary.update(rto_seconds=round(time.time() - incident_at, 3), incident_at=incident_at)
+        return summary
 
     result = execute(book, estate, given, options, journal, progress, str(path.resolve()), operation="failover",
                      context={"trigger": trigger, "reason": reason}, measure=measure)

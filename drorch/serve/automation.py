@@ -83,7 +83,7 @@ def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Ver
     reason = f"detector: {verdicts.reason}"
     try:
         result = failover(estate, target, journal=journal, trigger="automatic", reason=reason,
-                          last_heartbeat=last_heartbeat)
+                          last_heartbeat=last_heartbeat, incident_at=verdicts.at)
     except DrorchError as exc:
         return Decision(False, f"automatic failover to {target} refused or failed: {exc}")
     return Decision(True, reason, result)

@@ -74,6 +74,10 @@ def test_automatic_failover_once_then_blocked(own_lab: Lab) -> None:
         assert dns.active_sites(own_lab.estate)["PRIMARY"] == "tokyo"
         automatic = [r for r in open_journal(config).runs() if r.summary.get("trigger") == "automatic"]
         assert len(automatic) == 1 and "no replica receives" in automatic[0].summary["reason"]
+        summary = automatic[0].summary
+        # serve knew seoul's last acknowledged heartbeat; semi-sync means tokyo had it: nothing lost
+        assert summary["kind"] == "failover" and summary["rpo_seconds"] == 0.0
+        assert summary["incident_at"] == acted.verdicts.at and summary["rto_seconds"] > summary["elapsed_seconds"]
         wait_for(lambda: _metric(config.metrics.listen, 'drorch_failover_total{result="succeeded",to="tokyo"}')
                  == 1.0, timeout=10)
         rto = _metric(config.metrics.listen, "drorch_last_failover_rto_seconds")

@@ -14,13 +14,21 @@ import pytest
 from drorch.lab import processes
 from drorch.lab.control import Lab
 from drorch.lab.layout import LabLayout
-from tests.helpers import running_lab
+from tests.helpers import restore_home, running_lab
 
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with running_lab(tmp_path_factory.mktemp("lab")) as started:
         yield started
+
+
+@pytest.fixture()
+def home(lab: Lab) -> Iterator[Lab]:
+    """The lab with seoul primary before the test, and again after it."""
+    restore_home(lab)
+    yield lab
+    restore_home(lab)
 
 
 def pids_of(root: Path) -> list[int]:

@@ -6,9 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from drorch.data import heartbeat
 from drorch.engine.actions import dns
@@ -16,14 +13,7 @@ from drorch.engine.failover import failover
 from drorch.lab import chaos
 from drorch.lab.control import Lab
 from drorch.state.backends import open_journal
-from tests.helpers import restore_home, wait_for, writable_sites
-
-
-@pytest.fixture()
-def home(lab: Lab) -> Iterator[Lab]:
-    restore_home(lab)
-    yield lab
-    restore_home(lab)
+from tests.helpers import wait_for, writable_sites
 
 
 def drorch(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,7 @@ from drorch.lab import chaos
 from drorch.lab import load as lab_load
 from drorch.lab.control import Lab
 from drorch.providers.estate import Estate
-from tests.helpers import restore_home, wait_for, writable_sites
-
-
-@pytest.fixture()
-def home(lab: Lab) -> Iterator[Lab]:
-    """The lab with seoul primary before the test, and again after it."""
-    restore_home(lab)
-    yield lab
-    restore_home(lab)
+from tests.helpers import wait_for, writable_sites
 
 
 def _replica_source_port(lab: Lab, site: str) -> int | None:

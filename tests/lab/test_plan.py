@@ -7,26 +7,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from drorch.engine.actions import dns
 from drorch.lab.control import Lab
 from drorch.providers.openstack import compute as nova
 from drorch.state.backends import open_journal
 from drorch.state.journal import StepRecord
-from tests.helpers import estate_state, restore_home, writable_sites
+from tests.helpers import estate_state, writable_sites
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
-
-
-@pytest.fixture()
-def home(lab: Lab) -> Iterator[Lab]:
-    restore_home(lab)
-    yield lab
-    restore_home(lab)
 
 
 def drorch(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:

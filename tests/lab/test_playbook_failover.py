@@ -6,25 +6,15 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from drorch.engine.actions import dns
 from drorch.lab import chaos
 from drorch.lab.control import Lab
-from tests.helpers import restore_home, wait_for, writable_sites
+from tests.helpers import wait_for, writable_sites
 
 FAILOVER = Path(__file__).resolve().parents[2] / "playbooks" / "failover.yaml"
-
-
-@pytest.fixture()
-def home(lab: Lab) -> Iterator[Lab]:
-    restore_home(lab)
-    yield lab
-    restore_home(lab)
 
 
 def _failover(lab: Lab, to: str) -> tuple[int, dict[str, Any]]:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,10 @@ from drorch.engine.playbook.loader import load_playbook
 from drorch.errors import RefusedForSafety
 from drorch.lab.control import Lab
 from drorch.state.sqlite import SQLiteJournal
-from tests.helpers import estate_state, restore_home, writable_sites
+from tests.helpers import estate_state, writable_sites
 
 SWITCHOVER = Path(__file__).resolve().parents[2] / "playbooks" / "switchover.yaml"
 YES = Options(approvals=frozenset({"*"}))
-
-
-@pytest.fixture()
-def home(lab: Lab) -> Iterator[Lab]:
-    restore_home(lab)
-    yield lab
-    restore_home(lab)
 
 
 def test_switchover_playbook_there_and_back(home: Lab, tmp_path: Path) -> None:

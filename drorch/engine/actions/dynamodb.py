@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import Field
 
+from drorch.engine.actions.probed import probed
 from drorch.engine.catalogue import ActionContext, Params, action
-from drorch.errors import InvalidInput, OperationFailed
+from drorch.errors import OperationFailed
 from drorch.probes import dynamodb as dynamodb_probe
 
 
@@ -31,11 +32,9 @@ def verify_replication_action(ctx: ActionContext, p: VerifyParams) -> dict[str, 
     When no lag can be measured (no other region's probe item seen) it fails unless ``allow_unknown: true``.
     """
     bound = p.max_lag_seconds or ctx.estate.config.objectives.rpo_seconds
-    result = dynamodb_probe.probe(ctx.estate, p.site)
-    if result is None:
-        raise InvalidInput(f"sites.{p.site}.dynamodb: no DynamoDB tables configured for {p.site} (or not on AWS)")
-    if result.error is not None:
-        raise OperationFailed(f"{p.site} DynamoDB: cannot read the tables: {result.error}")
+    result = probed(dynamodb_probe.probe(ctx.estate, p.site),
+                    f"sites.{p.site}.dynamodb: no DynamoDB tables configured for {p.site} (or not on AWS)",
+                    f"{p.site} DynamoDB: cannot read the tables")
     tables: dict[str, str] = result.detail["tables"]
     streams: dict[str, dict[str, Any]] = result.detail["streams"]
     lags: dict[str, float] = result.detail["probe_lag"]

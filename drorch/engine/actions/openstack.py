@@ -1,4 +1,4 @@
-"""OpenStack (NHN Cloud) server actions: power a site's application servers on or off.
+"""OpenStack (NHN Cloud) actions: power a site's application servers on or off, wait for its load balancer.
 
 A warm NHN standby keeps some servers SHUTOFF to save cost; failover starts them and
 failback stops them again. Nova refuses to start a running server, so each server is
@@ -16,8 +16,8 @@ from pydantic import Field
 from drorch.config.schema import OpenStackCompute
 from drorch.engine.actions.sizing import compute_of
 from drorch.engine.catalogue import ActionContext, Params, action
-from drorch.errors import OperationFailed
-from drorch.providers.openstack import compute
+from drorch.errors import InvalidInput, OperationFailed
+from drorch.providers.openstack import compute, loadbalancer
 
 
 class ServersParams(Params):
@@ -68,3 +68,20 @@ def server_start_action(ctx: ActionContext, p: ServersParams) -> dict[str, Any]:
 def server_stop_action(ctx: ActionContext, p: ServersParams) -> dict[str, Any]:
     """Power off the site's OpenStack servers (default: those in its config) and wait until each is SHUTOFF."""
     return _power(ctx, p, "SHUTOFF")
+
+
+class LoadBalancerParams(Params):
+    site: str
+    name: str | None = None  # default: the site's configured load balancer
+    timeout: float = Field(default=300.0, gt=0, le=3600)
+
+
+@action("openstack.wait_load_balancer", LoadBalancerParams, mutating=False)
+def wait_load_balancer_action(ctx: ActionContext, p: LoadBalancerParams) -> dict[str, Any]:
+    """Wait until the site's LBaaS v2 load balancer is ACTIVE and serving (ONLINE, or DEGRADED with a healthy
+    member); fail at once when its provisioning is in ERROR."""
+    name = p.name or compute_of(ctx.estate, p.site, OpenStackCompute).load_balancer
+    if name is None:
+        raise InvalidInput(f"sites.{p.site}.compute.load_balancer: no load balancer configured; set it or pass name")
+    found = loadbalancer.wait_online(ctx.estate.openstack(p.site), name, p.timeout)
+    return {"load_balancer": name, "operating_status": found.operating_status, "members": dict(found.members)}

@@ -11,8 +11,9 @@ from typing import Any
 
 from pydantic import Field
 
+from drorch.engine.actions.probed import probed
 from drorch.engine.catalogue import ActionContext, Params, action
-from drorch.errors import InvalidInput, OperationFailed
+from drorch.errors import OperationFailed
 from drorch.probes import vpn as vpn_probe
 
 
@@ -24,11 +25,9 @@ class AssertUpParams(Params):
 @action("vpn.assert_up", AssertUpParams, mutating=False)
 def assert_up_action(ctx: ActionContext, p: AssertUpParams) -> dict[str, Any]:
     """Fail, naming the down tunnels, unless at least ``min_tunnels`` (default: all) of the site's tunnels are up."""
-    result = vpn_probe.probe(ctx.estate, p.site)
-    if result is None:
-        raise InvalidInput(f"sites.{p.site}.vpn: no VPN configured for {p.site} (aws_connection_id or vici_socket)")
-    if result.error is not None:
-        raise OperationFailed(f"{p.site} VPN: cannot read the tunnels: {result.error}")
+    result = probed(vpn_probe.probe(ctx.estate, p.site),
+                    f"sites.{p.site}.vpn: no VPN configured for {p.site} (aws_connection_id or vici_socket)",
+                    f"{p.site} VPN: cannot read the tunnels")
     states: dict[str, str] = result.detail["tunnels"]
     down = [name for name, state in states.items() if state != "UP"]
     need = len(states) if p.min_tunnels is None else p.min_tunnels

@@ -9,8 +9,10 @@ import sys
 import time
 from pathlib import Path
 
+from drorch.config.schema import EcsCompute
 from drorch.engine.actions import dns
 from drorch.lab.control import Lab
+from drorch.providers.aws import ecs
 from drorch.providers.openstack import compute as nova
 from drorch.state.backends import open_journal
 from drorch.state.journal import StepRecord
@@ -26,6 +28,9 @@ def drorch(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_plan_shows_every_concrete_change_and_changes_nothing(home: Lab) -> None:
+    tokyo = home.config.site("tokyo").compute
+    assert isinstance(tokyo, EcsCompute)
+    ecs.scale(home.estate.aws("tokyo", "ecs"), tokyo.cluster, tokyo.service, tokyo.warm_count)  # a warm standby
     before = estate_state(home)
     runs_before = len(open_journal(home.config).runs(500))
     planned = drorch(home, "plan", "--to", "tokyo", "--output", "json")
@@ -41,8 +46,7 @@ def test_plan_shows_every_concrete_change_and_changes_nothing(home: Lab) -> None
     record = home.config.dns.record
     assert f"DNS {record} A PRIMARY: seoul -> tokyo" in changes["point DNS at tokyo"]
     assert changes["scale the Fargate service to active"] == [
-        f"tokyo ECS dr-ecs-cluster/dr-fargate-service: desired {before['ecs_desired']} -> "
-        f"{home.config.site('tokyo').compute.active_count}"]  # type: ignore[union-attr]
+        f"tokyo ECS {tokyo.cluster}/{tokyo.service}: desired {tokyo.warm_count} -> {tokyo.active_count}"]
     skipped = {step["name"]: step["note"] for step in document["steps"] if not step["runs"]}
     assert list(skipped) == ["wait until tokyo applied everything it received"]
     text = drorch(home, "failover", "--to", "tokyo", "--dry-run")

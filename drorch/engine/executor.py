@@ -191,7 +191,9 @@ def _roll_back(executor: _Executor) -> str:
 
 
 def _plain(variables: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in variables.items() if isinstance(v, str | int | float | bool | list | dict)}
+    """JSON-able variables; a lazy built-in becomes the plain mapping of what was read (nothing is probed)."""
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in variables.items()
+            if isinstance(v, str | int | float | bool | list | dict)}
 
 
 def resume_run(journal: Journal, run_id: str, estate: Estate, options: Options = Options(),

@@ -6,13 +6,17 @@ Shared by the executor (which refuses on a failed guard) and by ``drorch plan``
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from drorch.data import heartbeat
 from drorch.engine.playbook import template
 from drorch.engine.playbook.model import Playbook
 from drorch.engine.topology import observe
 from drorch.errors import InvalidInput, RefusedForSafety
+from drorch.probes.readiness import Readiness
 from drorch.providers.estate import Estate
 
 
@@ -25,55 +29,82 @@ class GuardVerdict:
     message: str
 
 
-class Readiness(dict[str, bool]):
-    """Site -> ready, probed on first use only: a full probe round is paid for only when an expression
+class Lazy(dict[str, Any]):
+    """Site -> value, read from the estate on first use only: a probe is paid for only when an expression
     actually reads it (``to == from or ready[to]`` never does for a failover to the current primary)."""
 
-    def __init__(self, estate: Estate) -> None:
+    def __init__(self, load: Callable[[], dict[str, Any]], missing: Any) -> None:
         super().__init__()
-        self._estate: Estate | None = estate
-        self.reasons = Reasons(self)
+        self._load: Callable[[], dict[str, Any]] | None = load
+        self._missing = missing
 
-    def _load(self) -> None:
-        if self._estate is not None:
-            from drorch.probes.report import status
+    def _fill(self) -> None:
+        if self._load is not None:
+            load, self._load = self._load, None
+            self.update(load())
 
-            estate, self._estate = self._estate, None
-            found = status(estate).readiness
-            self.update({site: r.ready for site, r in found.items()})
-            self.reasons.update({site: "; ".join(r.reasons) or "ready" for site, r in found.items()})
-
-    def __missing__(self, site: str) -> bool:
-        self._load()
-        return dict.get(self, site, False)
+    def __missing__(self, site: str) -> Any:
+        self._fill()
+        return dict.get(self, site, self._missing)
 
     def __contains__(self, site: object) -> bool:
-        self._load()
+        self._fill()
         return dict.__contains__(self, site)
 
 
-class Reasons(dict[str, str]):
-    """Site -> why it is not ready (for guard messages), loaded with the readiness it explains."""
+def behind_freshest(estate: Estate, reachable: list[str]) -> dict[str, float]:
+    """Seconds each reachable database's newest heartbeat trails the freshest one any of them holds.
 
-    def __init__(self, readiness: Readiness) -> None:
-        super().__init__()
-        self._readiness = readiness
+    With the primary dead this is what failing over to a site would lose beyond the best choice:
+    a replica cut off by a VPN outage ten minutes before trails by ten minutes, however idle it looks.
+    """
+    table = estate.config.data.heartbeat.table
+    newest: dict[str, float] = {}
+    for site in reachable:
+        try:
+            beat = heartbeat.newest(estate.mysql(site), table)
+        except Exception:  # answered a moment ago; now it does not: no heartbeat known
+            continue
+        if beat is not None:
+            newest[site] = beat.written_at
+    freshest = max(newest.values(), default=None)
+    return {site: round(freshest - at, 3) for site, at in newest.items()} if freshest is not None else {}
 
-    def __missing__(self, site: str) -> str:
-        self._readiness._load()
-        return dict.get(self, site, "not assessed (no single writable primary)")
+
+def _vpn_states(estate: Estate) -> dict[str, str]:
+    """Site -> up | degraded | down (no entry: the site has no VPN)."""
+    from drorch.probes import vpn
+
+    states = {}
+    for site in estate.config.sites:
+        result = vpn.probe(estate, site)
+        if result is not None:
+            states[site] = ("degraded" if result.detail.get("degraded") else "up") if result.ok else (
+                f"down ({result.error})" if result.error else "down")
+    return states
 
 
 def builtins(estate: Estate) -> dict[str, Any]:
     """The engine's variables, observed from the estate now (the databases say who is primary)."""
     config = estate.config
     topology = observe(estate)
-    ready = Readiness(estate)
+
+    @functools.cache
+    def readiness() -> dict[str, Readiness]:
+        from drorch.probes.report import status
+
+        return status(estate).readiness
+
     return {
         "primary": topology.primary, "primary_reachable": topology.primary_reachable,
         "reachable": topology.reachable, "writable": list(topology.writable), "partition": topology.partition,
         "sites": list(config.sites), "standbys": [s for s in config.sites if s != topology.primary],
-        "service": config.service, "ready": ready, "not_ready_because": ready.reasons,
+        "service": config.service, "rpo": config.objectives.rpo_seconds, "rto": config.objectives.rto_seconds,
+        "ready": Lazy(lambda: {site: r.ready for site, r in readiness().items()}, False),
+        "not_ready_because": Lazy(lambda: {site: "; ".join(r.reasons) or "ready" for site, r in readiness().items()},
+                                  "not assessed (no single writable primary)"),
+        "behind": Lazy(lambda: behind_freshest(estate, topology.reachable), float("inf")),
+        "vpn": Lazy(lambda: _vpn_states(estate), "none"),
     }
 
 

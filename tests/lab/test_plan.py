@@ -10,13 +10,15 @@ import time
 from pathlib import Path
 
 from drorch.config.schema import EcsCompute
+from drorch.data import heartbeat
 from drorch.engine.actions import dns
+from drorch.lab import chaos
 from drorch.lab.control import Lab
 from drorch.providers.aws import ecs
 from drorch.providers.openstack import compute as nova
 from drorch.state.backends import open_journal
 from drorch.state.journal import StepRecord
-from tests.helpers import estate_state, writable_sites
+from tests.helpers import estate_state, wait_for, writable_sites
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 
@@ -94,3 +96,30 @@ def test_an_unfinished_failover_is_offered_for_resume_not_forgotten(home: Lab) -
         assert writable_sites(home) == ["seoul"]
     finally:
         journal.finish_run(run_id, "failed", time.time(), {"error": "test fixture"})
+
+
+def test_refuses_an_unplanned_failover_to_a_stale_nhn(home: Lab) -> None:
+    """NHN stopped receiving (as when its VPN is down) while seoul kept writing; then seoul dies."""
+    table = home.config.data.heartbeat.table
+    heartbeat.write(home.estate.mysql("seoul"), table, "seoul", int(time.time() * 1000))
+    nhn = home.admin("nhn")
+    wait_for(lambda: heartbeat.newest(nhn, table) is not None, timeout=10)  # heartbeats flowed before the outage
+    nhn.execute("STOP SLAVE IO_THREAD")
+    try:
+        for seq in range(3):  # seoul's heartbeats reach tokyo (semi-sync) but no longer nhn
+            heartbeat.write(home.estate.mysql("seoul"), table, "seoul", int(time.time() * 1000) + seq)
+            time.sleep(0.8)
+        chaos.kill_db(home, "seoul")
+        wait_for(lambda: not home.admin("tokyo").state().replica.io_running, timeout=20)  # type: ignore[union-attr]
+        planned = drorch(home, "plan", "--to", "nhn", "--output", "json")
+        assert planned.returncode == 3 and json.loads(planned.stdout)["refused_by"] == [
+            "nhn's data is within the RPO objective"]
+        refused = drorch(home, "failover", "--to", "nhn", "--yes")
+        assert refused.returncode == 3, refused.stderr
+        assert "nhn is 1." in refused.stderr or "nhn is 2." in refused.stderr  # seconds behind tokyo's copy
+        assert "RPO objective of 1" in refused.stderr and "VPN up" in refused.stderr and "--force" in refused.stderr
+        assert writable_sites(home) == [] and dns.active_sites(home.estate)["PRIMARY"] == "seoul"  # untouched
+        # the freshest copy is fine to take: tokyo is not behind
+        assert drorch(home, "plan", "--to", "tokyo", "--output", "json").returncode == 0
+    finally:
+        nhn.execute("START SLAVE IO_THREAD")

@@ -22,7 +22,7 @@ from drorch.errors import InvalidInput
 
 # Variables the engine provides to every template, besides the playbook's own parameters.
 BUILTINS = {"primary", "primary_reachable", "reachable", "writable", "partition", "sites", "standbys", "ready",
-            "not_ready_because", "service"}
+            "not_ready_because", "behind", "vpn", "rpo", "rto", "service"}
 
 
 def _template_problems(value: Any, path: FieldPath, known: set[str], expression: bool = False

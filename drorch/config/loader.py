@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from drorch.config.schema import Config, SecretRef
+from drorch.config.clouds import defined_clouds
+from drorch.config.schema import Config, OpenStackProvider, SecretRef
 from drorch.config.yamlpos import FieldPath, describe_error, format_location, load_mapping_file
 from drorch.errors import InvalidInput
 
@@ -91,6 +92,24 @@ def _secret_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
             yield (*path, "env"), f"variable {ref.env} is not set (export it before running drorch)"
 
 
+def _cloud_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
+    """Each OpenStack site's ``clouds.yaml`` exists and defines its cloud (the file's default: beside the config)."""
+    for name, site in config.sites.items():
+        provider = site.provider
+        if not isinstance(provider, OpenStackProvider):
+            continue
+        clouds_file = config.resolve_path(provider.clouds_file or Path("clouds.yaml"))
+        field = f"sites.{name}.provider"
+        try:
+            defined = defined_clouds(clouds_file, field)
+        except InvalidInput as exc:
+            yield ("sites", name, "provider", "clouds_file"), str(exc).removeprefix(f"{field}.clouds_file: ")
+            continue
+        if provider.cloud not in defined:
+            yield (("sites", name, "provider", "cloud"),
+                   f"no cloud '{provider.cloud}' in {clouds_file} (it defines {', '.join(defined) or 'none'})")
+
+
 def load_config(path: Path) -> Config:
     """Load and validate a config file; raise InvalidInput listing every problem."""
     data, lines = load_mapping_file(path, "config", f"pass --config FILE or set ${ENV_VAR}",
@@ -105,7 +124,7 @@ def load_config(path: Path) -> Config:
         raise InvalidInput(f"{path}: {len(problems)} problem(s) in the config:", problems) from None
     problems = [
         f"{format_location(path, loc, lines)}: {message}"
-        for loc, message in (*_reference_problems(config), *_secret_problems(config))
+        for loc, message in (*_reference_problems(config), *_secret_problems(config), *_cloud_problems(config))
     ]
     if problems:
         raise InvalidInput(f"{path}: {len(problems)} problem(s) in the config:", problems)

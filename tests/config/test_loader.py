@@ -176,11 +176,12 @@ def line_no(text: str, needle: str, after: str | None = None) -> int:
 
 @pytest.fixture()
 def estate(tmp_path: Path) -> Path:
-    """A config folder with the two secret files the valid config references."""
+    """A config folder with the two secret files and the clouds.yaml the valid config references."""
     secrets = tmp_path / "secrets"
     secrets.mkdir()
     (secrets / "drorch.password").write_text(DRORCH_SECRET + "\n")
     (secrets / "repl.password").write_text(REPL_SECRET + "\n")
+    (tmp_path / "clouds.yaml").write_text("clouds:\n  nhn-lab:\n    auth: {auth_url: http://127.0.0.1:5000/v3}\n")
     return tmp_path
 
 

@@ -86,6 +86,7 @@ def test_refuses_to_promote_when_only_the_controller_lost_the_primary(home: Lab,
         (tmp_path / ref).write_text((home.layout.root / ref).read_text())
     document["sites"]["seoul"]["provider"]["credentials_file"] = str(home.layout.aws_credentials)
     document["dns"]["provider"]["credentials_file"] = str(home.layout.aws_credentials)
+    document["sites"]["nhn"]["provider"]["clouds_file"] = str(home.layout.root / "clouds.yaml")
     for site in ("tokyo", "nhn"):
         document["sites"][site]["mysql"]["host"] = home.state.sites[site].ip
         if document["sites"][site]["provider"]["kind"] == "aws":

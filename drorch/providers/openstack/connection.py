@@ -19,9 +19,9 @@ import keystoneauth1.exceptions as ks_exceptions
 import openstack.config
 import openstack.connection
 import openstack.exceptions
-import yaml
 from openstack.config.cloud_region import CloudRegion
 
+from drorch.config.clouds import defined_clouds
 from drorch.config.schema import Config, OpenStackProvider
 from drorch.errors import InvalidInput, OperationFailed
 from drorch.providers import retry
@@ -72,7 +72,7 @@ def open_cloud(
 
 def _cloud_region(clouds_file: Path, cloud: str, region: str, field: str) -> CloudRegion:
     """Load and validate the clouds.yaml entry; every problem is the config's, so InvalidInput."""
-    defined = _defined_clouds(clouds_file, field)
+    defined = defined_clouds(clouds_file, field)
     if cloud not in defined:
         raise InvalidInput(
             f"{field}.cloud: no cloud '{cloud}' in {clouds_file}; it defines {', '.join(defined) or 'none'}"
@@ -95,25 +95,6 @@ def _cloud_region(clouds_file: Path, cloud: str, region: str, field: str) -> Clo
         raise InvalidInput(
             f"{field}.cloud: cloud '{cloud}' in {clouds_file} is incomplete: {_redact(str(exc), loader.cloud_config)}"
         ) from None
-
-
-def _defined_clouds(clouds_file: Path, field: str) -> list[str]:
-    """The cloud names in the file, read here first because openstacksdk silently skips a bad file."""
-    try:
-        document = yaml.safe_load(clouds_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInput(f"{field}.clouds_file: {clouds_file} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{field}.clouds_file: cannot read {clouds_file}: {exc}") from None
-    except yaml.YAMLError as exc:
-        # The error text can quote the offending line, which may hold a password: give its position only.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise InvalidInput(f"{field}.clouds_file: {clouds_file} is not valid YAML{where}") from None
-    clouds = document.get("clouds") if isinstance(document, dict) else None
-    if not isinstance(clouds, dict):
-        raise InvalidInput(f"{field}.clouds_file: {clouds_file} has no 'clouds:' mapping")
-    return sorted(str(name) for name in clouds)
 
 
 def _redact(text: str, document: Any) -> str:

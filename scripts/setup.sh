@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(mariadb-server mariadb-client python3-venv python3-pip iproute2 procps
-  strongswan-charon strongswan-swanctl libcharon-extra-plugins)
+  strongswan-charon strongswan-swanctl libcharon-extra-plugins etcd-server prometheus)
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
@@ -16,7 +16,7 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}" >&2
   as_root apt-get update -qq
-  # policy-rc.d keeps Debian from starting a system-wide MariaDB: the lab runs its own servers.
+  # RUNLEVEL=1 keeps Debian from starting system-wide MariaDB, etcd or Prometheus: drorch starts its own.
   as_root env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 # The MariaDB server programs live in /usr/sbin, which a non-root PATH may lack.

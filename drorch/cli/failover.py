@@ -38,7 +38,7 @@ def failover_command(
     from drorch.engine.playbook.loader import load_playbook
     from drorch.errors import RefusedForSafety
     from drorch.providers.estate import Estate
-    from drorch.state.backends import open_journal
+    from drorch.state.backends import holding_lease, open_journal
 
     cfg = load_config(find_config_path(config))
     cfg.site(to)
@@ -56,12 +56,14 @@ def failover_command(
         if typer.confirm(f"Failover run {unfinished[0]} never finished. Resume it?", default=True):
             from drorch.cli.playbook import report_playbook
 
-            options = Options(approvals=frozenset({"*"}), interactive=True)
-            report_playbook(resume_run(journal, unfinished[0], Estate(cfg), options, progress), output)
+            with holding_lease(cfg) as lease:
+                options = Options(approvals=frozenset({"*"}), interactive=True, lease=lease)
+                report_playbook(resume_run(journal, unfinished[0], Estate(cfg), options, progress), output)
             return
     _confirm(yes, f"Fail over {cfg.service} to {to}?")
-    options = Options(approvals=frozenset({"*"}), force=force, interactive=sys.stdin.isatty())
-    _report(failover(Estate(cfg), to, progress, journal, playbook=path, options=options), output)
+    with holding_lease(cfg) as lease:
+        options = Options(approvals=frozenset({"*"}), force=force, interactive=sys.stdin.isatty(), lease=lease)
+        _report(failover(Estate(cfg), to, progress, journal, playbook=path, options=options), output)
 
 
 def _confirm(yes: bool, question: str) -> None:
@@ -100,15 +102,18 @@ def failback_command(
 ) -> None:
     """Return to the home primary: reprotect it (rejoin, checked for lost transactions), then switch over."""
     from drorch.config import find_config_path, load_config
+    from drorch.engine.executor import Options
     from drorch.engine.failback import failback
     from drorch.providers.estate import Estate
-    from drorch.state.backends import open_journal
+    from drorch.state.backends import holding_lease, open_journal
 
     cfg = load_config(find_config_path(config))
     home = to or cfg.primary_site
     cfg.site(home)
     _confirm(yes, f"Fail {cfg.service} back to {home}?")
-    result = failback(Estate(cfg), progress, open_journal(cfg), home)
+    with holding_lease(cfg) as lease:
+        options = Options(approvals=frozenset({"*"}), interactive=sys.stdin.isatty(), lease=lease)
+        result = failback(Estate(cfg), progress, open_journal(cfg), home, options=options)
     done = result.reprotected
     if output != Output.json and done is not None:
         state = "already a replica" if done.already else f"rejoined as a replica of {done.source}"

@@ -85,7 +85,7 @@ def run(
     from drorch.engine.playbook.loader import load_playbook
     from drorch.errors import RefusedForSafety
     from drorch.providers.estate import Estate
-    from drorch.state.backends import open_journal
+    from drorch.state.backends import holding_lease, open_journal
 
     given = parse_params(param)
     book = load_playbook(playbook)
@@ -102,7 +102,11 @@ def run(
 
         show_plan(book, playbook, Estate(cfg), given, force, output)
         return
-    result = execute(book, Estate(cfg), given, options, journal, progress, str(playbook.resolve()))
+    from dataclasses import replace
+
+    with holding_lease(cfg) as lease:
+        result = execute(book, Estate(cfg), given, replace(options, lease=lease), journal, progress,
+                         str(playbook.resolve()))
     report_playbook(result, output)
 
 
@@ -142,9 +146,11 @@ def resume_command(
     from drorch.config import find_config_path, load_config
     from drorch.engine.executor import Options, resume_run
     from drorch.providers.estate import Estate
-    from drorch.state.backends import open_journal
+    from drorch.state.backends import holding_lease, open_journal
 
     cfg = load_config(find_config_path(config))
-    options = Options(approvals=frozenset({"*"}) if yes else frozenset(), interactive=sys.stdin.isatty())
-
-    report_playbook(resume_run(open_journal(cfg), run_id, Estate(cfg), options, progress), output)
+    with holding_lease(cfg) as lease:
+        options = Options(approvals=frozenset({"*"}) if yes else frozenset(), interactive=sys.stdin.isatty(),
+                          lease=lease)
+        result = resume_run(open_journal(cfg), run_id, Estate(cfg), options, progress)
+    report_playbook(result, output)

@@ -190,9 +190,21 @@ class Metrics(Model):
     listen: str = Field(default="127.0.0.1:9464", pattern=r"^[^:\s]+:\d{1,5}$", description="host:port")
 
 
+class Lease(Model):
+    """The controller lease: only its holder runs a mutating playbook or fails over automatically."""
+
+    backend: Literal["sqlite", "etcd"] = Field(default="sqlite", description=(
+        "sqlite: controllers on one host (the state file); etcd: controllers on several hosts"))
+    ttl_seconds: float = Field(default=15.0, ge=2, le=600, description="a holder that stops renewing loses it after")
+    etcd_endpoints: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:2379"],
+                                      description="etcd v3 JSON gateway URLs, tried in order")
+    key: str = Field(default="", description="etcd key of the lease (default: /drorch/SERVICE/leader)")
+
+
 class State(Model):
     backend: Literal["sqlite"] = "sqlite"
     path: Path = Path("state/drorch.db")
+    lease: Lease = Lease()
 
 
 class Config(Model):

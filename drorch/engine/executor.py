@@ -26,6 +26,7 @@ from drorch.engine.run import Progress, Run, StepResult
 from drorch.errors import InvalidInput, OperationFailed, RefusedForSafety
 from drorch.providers.estate import Estate
 from drorch.state.journal import Journal
+from drorch.state.lease import Keeper, LeaseLost
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Options:
     force: bool = False
     approvals: frozenset[str] = frozenset()
     interactive: bool = False
+    lease: Keeper | None = None  # the controller lease: checked before every step, its token journaled
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,8 @@ Measure = Callable[[PlaybookResult], dict[str, Any]]
 
 class _Executor:
     def __init__(self, playbook: Playbook, estate: Estate, run: Run, ctx: ActionContext,
-                 resume: Resume | None = None) -> None:
-        self.playbook, self.estate, self.run, self.ctx = playbook, estate, run, ctx
+                 resume: Resume | None = None, lease: Keeper | None = None) -> None:
+        self.playbook, self.estate, self.run, self.ctx, self.lease = playbook, estate, run, ctx, lease
         self.actions = catalogue()
         self.resume = resume
 
@@ -94,6 +96,8 @@ class _Executor:
         return attempt
 
     def item(self, item: Step | Parallel) -> None:
+        if self.lease is not None:
+            self.lease.check()  # a controller that lost the lease stops here, between steps
         if item.when is not None and not template.truth(item.when, self.ctx.variables):
             self.run.skip(item.name, f"when: {item.when} is false")
             return
@@ -154,12 +158,17 @@ def execute(playbook: Playbook, estate: Estate, given: dict[str, str], options: 
     summary = {**(context or {}), "playbook": playbook.name, "source": source,
                "parameters": {k: v for k, v in _plain(variables).items() if k in playbook.parameters},
                "overridden_guards": overridden, "resumed_from": resume.run_id if resume else None}
-    run = Run(operation or f"playbook:{playbook.name}", summary, progress, journal)
-    executor = _Executor(playbook, estate, run, ctx, resume)
+    token = options.lease.token if options.lease is not None else None
+    summary["fencing_token"] = token
+    run = Run(operation or f"playbook:{playbook.name}", summary, progress, journal, fencing_token=token)
+    executor = _Executor(playbook, estate, run, ctx, resume, options.lease)
     status, error, code = "succeeded", None, 0
     for item in playbook.steps:
         try:
             executor.item(item)
+        except LeaseLost as exc:  # not ours to act any more: no rollback either, the new holder decides
+            status, error, code = "failed", str(exc), exc.exit_code
+            break
         except Exception as exc:  # the step's failure decides, by on_error, what happens next
             error = str(exc)
             if item.on_error == "continue":

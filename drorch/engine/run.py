@@ -36,7 +36,7 @@ class Run:
     """
 
     def __init__(self, operation: str, summary: dict[str, Any], progress: Progress | None = None,
-                 journal: Journal | None = None) -> None:
+                 journal: Journal | None = None, fencing_token: int | None = None) -> None:
         self.run_id = uuid.uuid4().hex[:12]
         self.started = time.monotonic()
         self.started_wall = time.time()
@@ -46,6 +46,7 @@ class Run:
         self._lock = threading.Lock()  # parallel groups record steps from several threads
         self._next_index = 0
         self._running: dict[str, int] = {}
+        self._token = {} if fencing_token is None else {"fencing_token": fencing_token}  # on every journaled step
         if journal is not None:
             journal.start_run(self.run_id, operation, self.started_wall, summary)
 
@@ -54,7 +55,8 @@ class Run:
         began_wall, began = time.time(), time.monotonic()
         if self._journal is not None:
             with self._lock:
-                self._journal.record_step(self.run_id, StepRecord(self._next_index, name, "running", began_wall))
+                self._journal.record_step(self.run_id, StepRecord(self._next_index, name, "running", began_wall,
+                                                                  detail=self._token))
                 self._running[name] = self._next_index
                 self._next_index += 1
         try:
@@ -88,6 +90,6 @@ class Run:
                     index = self._next_index
                     self._next_index += 1
                 self._journal.record_step(self.run_id, StepRecord(
-                    index, result.name, result.status, began_wall, result.duration_seconds, result.detail,
-                    result.error))
+                    index, result.name, result.status, began_wall, result.duration_seconds,
+                    {**result.detail, **self._token}, result.error))
         self._progress(result.name, result.status, result.duration_seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from drorch.engine.executor import Options
 from drorch.engine.failover import FailoverResult, failover
 from drorch.engine.topology import observe
 from drorch.errors import DrorchError
@@ -19,6 +20,7 @@ from drorch.probes.result import Snapshot
 from drorch.providers.estate import Estate
 from drorch.providers.mysql.gtid import GtidPosition
 from drorch.state.journal import Journal
+from drorch.state.lease import Keeper
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,11 @@ def choose_target(estate: Estate, snapshot: Snapshot, dead: str) -> str | None:
 
 
 def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Verdicts,
-             last_heartbeat: float | None = None) -> Decision:
+             last_heartbeat: float | None = None, lease: Keeper | None = None) -> Decision:
     """Fail over automatically if the primary is dead, automation is on and no block is in force.
 
-    ``last_heartbeat``: when the heartbeat writer last got an acknowledged write on the primary (gives the RPO).
+    ``last_heartbeat``: when the heartbeat writer last got an acknowledged write on the primary (gives the RPO);
+    ``lease``: the controller lease this controller holds (its token goes into the journal).
     """
     automation = estate.config.automation
     if not automation.auto_failover or not verdicts.primary_database_dead:
@@ -83,7 +86,8 @@ def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Ver
     reason = f"detector: {verdicts.reason}"
     try:
         result = failover(estate, target, journal=journal, trigger="automatic", reason=reason,
-                          last_heartbeat=last_heartbeat, incident_at=verdicts.at)
+                          last_heartbeat=last_heartbeat, incident_at=verdicts.at,
+                          options=Options(approvals=frozenset({"*"}), lease=lease))
     except DrorchError as exc:
         return Decision(False, f"automatic failover to {target} refused or failed: {exc}")
     return Decision(True, reason, result)

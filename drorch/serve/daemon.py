@@ -25,7 +25,8 @@ from drorch.probes.report import report
 from drorch.probes.result import Snapshot
 from drorch.providers.estate import Estate
 from drorch.serve import automation
-from drorch.state.backends import open_journal
+from drorch.serve.leadership import Leadership
+from drorch.state.backends import open_journal, open_lease
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Round:
     verdicts: Verdicts
     readiness: dict[str, Readiness]
     decision: automation.Decision
+    leader: bool = False  # this controller held the lease in this round
 
 
 OnRound = Callable[[Round], None]
@@ -54,6 +56,7 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
     collector = Collector(estate, fault=fault)
     detector = Detector(config)
     journal = open_journal(config)
+    leadership = Leadership(open_lease(config), config.state.lease.ttl_seconds)
     writable_now: list[str] = []
     writer = heartbeat.Writer(estate.mysql, lambda: writable_now[0] if len(writable_now) == 1 else None,
                               config.data.heartbeat.table, config.data.heartbeat.interval_seconds)
@@ -69,16 +72,19 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
             writable_now[:] = writable_sites(snapshot, list(config.sites))
             readiness = assess(config, snapshot, verdicts.primary)
             registry.update(metrics, config, snapshot, verdicts, readiness)
-            decision = automation.consider(estate, journal, snapshot, verdicts, writer.last_written)
+            leader = leadership.refresh()
+            decision = (automation.consider(estate, journal, snapshot, verdicts, writer.last_written, leadership.keeper)
+                        if leader else automation.Decision(False, f"standing by: {leadership.why_not}"))
             registry.update_runs(metrics, journal.runs(200))
             journal.publish_status(snapshot.at, report(estate, snapshot, readiness).to_json(estate))
             if on_round is not None:
-                on_round(Round(snapshot, verdicts, readiness, decision))
+                on_round(Round(snapshot, verdicts, readiness, decision, leader))
             next_round += interval
             if stop.wait(max(0.0, next_round - time.monotonic())):
                 break
             snapshot = collector.round()
     finally:
+        leadership.close()
         journal.withdraw_status()
         writer.stop()
         collector.close()

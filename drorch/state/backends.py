@@ -1,12 +1,39 @@
-"""Choosing the state backend the config names."""
+"""Choosing the state backends the config names: the journal, and the controller lease."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from drorch.config.schema import Config
 from drorch.state.journal import Journal
+from drorch.state.lease import Keeper, LeaseStore, this_controller
 from drorch.state.sqlite import SQLiteJournal
 
 
 def open_journal(config: Config) -> Journal:
     """The journal of ``config.state`` (paths relative to the config file)."""
     return SQLiteJournal(config.resolve_path(config.state.path))
+
+
+def open_lease(config: Config) -> LeaseStore:
+    """The lease store of ``config.state.lease``: the SQLite state file, or etcd."""
+    lease = config.state.lease
+    if lease.backend == "etcd":
+        from drorch.state.lease_etcd import EtcdLease
+
+        return EtcdLease(lease.etcd_endpoints, lease.key or f"/drorch/{config.service}/leader")
+    from drorch.state.lease_sqlite import SQLiteLease
+
+    open_journal(config)  # creates the state file (0600) and its directory
+    return SQLiteLease(config.resolve_path(config.state.path))
+
+
+@contextmanager
+def holding_lease(config: Config, holder: str | None = None) -> Iterator[Keeper]:
+    """Hold the controller lease for the block (LeaseHeld, exit 4, when another controller has it)."""
+    keeper = Keeper(open_lease(config), holder or this_controller(), config.state.lease.ttl_seconds)
+    try:
+        yield keeper
+    finally:
+        keeper.close()

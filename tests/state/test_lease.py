@@ -1,0 +1,153 @@
+"""The controller lease on both backends (SQLite file, real etcd): one holder, growing tokens, expiry, races."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from drorch.errors import LeaseHeld, OperationFailed
+from drorch.lab.ports import free_port
+from drorch.state.lease import Keeper, LeaseLost, LeaseStore
+from drorch.state.lease_etcd import EtcdLease
+from drorch.state.lease_sqlite import SQLiteLease
+from tests.helpers import wait_for
+
+StoreFactory = Callable[[], LeaseStore]
+
+
+@pytest.fixture(scope="module")
+def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real etcd (Debian etcd-server) on loopback, stopped by its PID afterwards."""
+    binary = shutil.which("etcd")
+    assert binary is not None, "etcd is missing: run scripts/setup.sh (Debian package etcd-server)"
+    data = tmp_path_factory.mktemp("etcd")
+    client, peer = free_port(), free_port()
+    url = f"http://127.0.0.1:{client}"
+    with (data / "etcd.log").open("wb") as log:
+        process = subprocess.Popen([binary, "--data-dir", str(data / "member"), "--listen-client-urls", url,
+                                    "--advertise-client-urls", url, "--listen-peer-urls",
+                                    f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls",
+                                    f"http://127.0.0.1:{peer}", "--initial-cluster", f"default=http://127.0.0.1:{peer}"],
+                                   stdout=log, stderr=log)
+    try:
+        def healthy() -> bool:
+            try:
+                return bool(requests.get(f"{url}/health", timeout=1).json().get("health") == "true")
+            except requests.RequestException:
+                return False
+
+        wait_for(healthy, timeout=20)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture(params=["sqlite", "etcd"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    """A factory of independent clients of one lease (as separate controllers would hold)."""
+    if request.param == "sqlite":
+        return lambda: SQLiteLease(tmp_path / "state.db")
+    url = request.getfixturevalue("etcd")
+    key = f"/drorch/test-{tmp_path.name}/leader"
+    return lambda: EtcdLease([url], key)
+
+
+def test_one_holder_at_a_time_and_tokens_grow(stores: StoreFactory) -> None:
+    a, b = stores(), stores()
+    first = a.acquire("controller-a", 5)
+    with pytest.raises(LeaseHeld, match="held by controller-a") as held:
+        b.acquire("controller-b", 5)
+    assert held.value.exit_code == 4 and "until" in str(held.value)
+    current = b.current()
+    assert current is not None and (current.holder, current.token) == ("controller-a", first.token)
+    renewed = a.renew(first, 5)
+    assert renewed.token == first.token and renewed.expires_at >= first.expires_at
+    a.release(renewed)
+    assert b.current() is None
+    second = b.acquire("controller-b", 5)
+    assert second.token > first.token  # a fencing token orders every holder after the ones before
+    with pytest.raises(LeaseLost):
+        a.renew(renewed, 5)  # the old holder cannot renew its way back in
+
+
+def test_an_unrenewed_lease_expires(stores: StoreFactory) -> None:
+    a, b = stores(), stores()
+    gone = a.acquire("crashed", 2)
+    deadline = time.monotonic() + 10
+    while True:  # bounded: the TTL is 2 s (etcd may round it up by a second)
+        try:
+            taken = b.acquire("survivor", 5)
+            break
+        except LeaseHeld:
+            assert time.monotonic() < deadline, "the lease never expired"
+            time.sleep(0.2)
+    assert taken.token > gone.token
+
+
+def test_racing_controllers_exactly_one_wins(stores: StoreFactory) -> None:
+    clients = [stores() for _ in range(6)]
+    start = threading.Barrier(len(clients))
+    won: list[str] = []
+    refused: list[str] = []
+
+    def race(index: int) -> None:
+        start.wait(timeout=10)
+        try:
+            clients[index].acquire(f"controller-{index}", 10)
+            won.append(f"controller-{index}")
+        except LeaseHeld:
+            refused.append(f"controller-{index}")
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(won) == 1 and len(refused) == len(clients) - 1
+
+
+def test_a_keeper_renews_then_reports_a_stolen_lease(stores: StoreFactory) -> None:
+    keeper = Keeper(stores(), "keeper", 3)
+    try:
+        time.sleep(4)  # longer than the TTL: only renewal keeps it
+        keeper.check()
+        other = stores()
+        held = other.current()
+        assert held is not None and held.holder == "keeper"
+    finally:
+        keeper.close()
+    assert stores().current() is None  # released on close
+
+
+def test_etcd_unreachable_is_a_clear_error() -> None:
+    store = EtcdLease([f"http://127.0.0.1:{free_port()}"], "/drorch/nowhere/leader")
+    with pytest.raises(OperationFailed, match=r"no etcd endpoint answered .*state\.lease\.etcd_endpoints"):
+        store.acquire("controller", 5)
+
+
+def test_sqlite_passes_on_the_lease_of_a_dead_local_holder(tmp_path: Path) -> None:
+    """One host: a holder killed mid-run (its PID gone) does not block the next controller until expiry."""
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=10)
+    store = SQLiteLease(tmp_path / "state.db")
+    store.acquire(f"{socket.gethostname()}:{dead.pid}", 600)
+    assert store.acquire("next-controller", 5).holder == "next-controller"
+    other_host = SQLiteLease(tmp_path / "other.db")
+    other_host.acquire(f"another-host:{dead.pid}", 600)
+    with pytest.raises(LeaseHeld):  # a process on another host cannot be checked: its expiry decides
+        other_host.acquire("next-controller", 5)

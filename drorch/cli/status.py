@@ -80,6 +80,7 @@ def status_command(
         doc = None if fresh else _served_view(journal, cfg.detection.interval_seconds)
         if doc is None:
             doc = _probe_now(cfg)
+        doc["lease"] = _lease(cfg)
         if output == Output.json:
             emit_json(doc)
         else:
@@ -113,11 +114,27 @@ def _probe_now(cfg: Any) -> dict[str, Any]:
     return {**doc, "observer": {"by": "status", "age_seconds": 0.0}}
 
 
+def _lease(cfg: Any) -> dict[str, Any] | None:
+    """Who holds the controller lease now (None: nobody; the store's error when it does not answer)."""
+    from drorch.errors import OperationFailed
+    from drorch.state.backends import open_lease
+
+    try:
+        held = open_lease(cfg).current()
+    except OperationFailed as exc:
+        return {"error": str(exc)}
+    return None if held is None else {"holder": held.holder, "fencing_token": held.token,
+                                      "expires_in_seconds": round(held.expires_at - time.time(), 1)}
+
+
 def _observer(doc: dict[str, Any]) -> str:
     observer = doc["observer"]
+    lease = doc.get("lease")
+    held = ("; lease: free" if lease is None else f"; lease: {lease['error']}" if "error" in lease
+            else f"; lease held by {lease['holder']} (token {lease['fencing_token']})")
     if observer["by"] == "serve":
-        return f"[dim]as seen by drorch serve {observer['age_seconds']:.1f} s ago (--fresh probes now)[/]"
-    return "[dim]probed now (no drorch serve publishing to this state store)[/]"
+        return f"[dim]as seen by drorch serve {observer['age_seconds']:.1f} s ago (--fresh probes now){held}[/]"
+    return f"[dim]probed now (no drorch serve publishing to this state store){held}[/]"
 
 
 @handle_errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -112,6 +113,7 @@ def test_status_shows_the_view_of_a_running_serve_unless_fresh(serving: Serving)
 
     served = drorch_status()
     assert served["observer"]["by"] == "serve" and 0 <= served["observer"]["age_seconds"] < 3.0
+    assert f":{os.getpid()}/serve-" in served["lease"]["holder"]  # the serve running in this test process leads
     assert served["primary"] == "seoul" and served["sites"]["tokyo"]["readiness"] is not None
     fresh = drorch_status("--fresh")
     assert fresh["observer"] == {"by": "status", "age_seconds": 0.0} and fresh["primary"] == "seoul"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-.venv/bin/ruff check drorch tests bench
+.venv/bin/ruff check drorch tests bench grafana
 .venv/bin/mypy
 set +e
 .venv/bin/pytest -n 2 --dist loadfile -q -p no:cacheprovider "$@"

@@ -21,6 +21,7 @@ from drorch.state.journal import RunRecord
 class Metrics:
     registry: CollectorRegistry
     site_up: Gauge
+    database_writable: Gauge
     probe_success: Gauge
     probe_duration: Histogram
     replication_lag: Gauge
@@ -34,6 +35,7 @@ class Metrics:
     last_failover_rto: Gauge
     last_failover_rpo: Gauge
     step_duration: Gauge
+    lease_held: Gauge
 
 
 def create(config: Config) -> Metrics:
@@ -45,6 +47,8 @@ def create(config: Config) -> Metrics:
     metrics = Metrics(
         registry=registry,
         site_up=gauge("drorch_site_up", "1 when the detector judges the site up (app and database)", ("site",)),
+        database_writable=gauge("drorch_database_writable",
+                                "1 when the site's database answers and accepts writes (read_only off)", ("site",)),
         probe_success=gauge("drorch_probe_success", "1 when the last probe succeeded", ("site", "probe")),
         probe_duration=Histogram("drorch_probe_duration_seconds", "time one probe took", ("probe",),
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=registry),
@@ -66,6 +70,7 @@ def create(config: Config) -> Metrics:
                                 "RPO of the newest failover (NaN when it could not be proven)", ()),
         step_duration=gauge("drorch_playbook_step_duration_seconds", "step durations of each playbook's newest run",
                             ("playbook", "step")),
+        lease_held=gauge("drorch_lease_held", "1 while this controller holds the controller lease", ("controller",)),
     )
     metrics.objective.labels("rto").set(config.objectives.rto_seconds)
     metrics.objective.labels("rpo").set(config.objectives.rpo_seconds)
@@ -83,6 +88,8 @@ def update(metrics: Metrics, config: Config, snapshot: Snapshot, verdicts: Verdi
     primary = verdicts.primary
     for site in config.sites:
         database = snapshot.get(site, "database")
+        if database is not None:
+            metrics.database_writable.labels(site).set(1 if database.ok and database.detail.get("writable") else 0)
         if site == primary:
             active = database is not None and database.ok and database.detail.get("semi_sync_source_active")
             metrics.semi_sync_active.labels(site).set(1 if active else 0)
@@ -126,7 +133,7 @@ def update_runs(metrics: Metrics, runs: list[RunRecord]) -> None:
         counts[(to, run.status)] = counts.get((to, run.status), 0) + 1
         if newest_failover is None and run.operation == "failover" and run.status == "succeeded":
             newest_failover = run
-        name = run.operation.removeprefix("playbook:")
+        name = str(run.summary.get("playbook") or run.operation.removeprefix("playbook:"))
         if name not in seen_playbooks:
             seen_playbooks.add(name)
             for step in run.steps:
@@ -138,3 +145,8 @@ def update_runs(metrics: Metrics, runs: list[RunRecord]) -> None:
         rto, rpo = newest_failover.summary.get("rto_seconds"), newest_failover.summary.get("rpo_seconds")
         metrics.last_failover_rto.set(float(rto) if rto is not None else float("nan"))
         metrics.last_failover_rpo.set(float(rpo) if rpo is not None else float("nan"))
+
+
+def update_lease(metrics: Metrics, controller: str, held: bool) -> None:
+    """Whether this controller leads: exactly one ``drorch_lease_held`` of 1 across controllers is healthy."""
+    metrics.lease_held.labels(controller).set(1 if held else 0)

@@ -73,6 +73,7 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
             readiness = assess(config, snapshot, verdicts.primary)
             registry.update(metrics, config, snapshot, verdicts, readiness)
             leader = leadership.refresh()
+            registry.update_lease(metrics, leadership.holder, leader)
             decision = (automation.consider(estate, journal, snapshot, verdicts, writer.last_written, leadership.keeper)
                         if leader else automation.Decision(False, f"standing by: {leadership.why_not}"))
             registry.update_runs(metrics, journal.runs(200))

@@ -2,11 +2,14 @@
 
 A dedicated registry (not the process-global default) keeps the exported set
 exactly what is documented here, and lets tests build as many as they like.
+Series that describe the topology (who replicates from whom, who is standby) are
+removed when the topology changes: after a failover, the old seoul -> tokyo lag
+must disappear, not stay frozen on a dashboard.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
@@ -36,6 +39,7 @@ class Metrics:
     last_failover_rpo: Gauge
     step_duration: Gauge
     lease_held: Gauge
+    shown: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)  # topology series set last round
 
 
 def create(config: Config) -> Metrics:
@@ -74,6 +78,8 @@ def create(config: Config) -> Metrics:
     )
     metrics.objective.labels("rto").set(config.objectives.rto_seconds)
     metrics.objective.labels("rpo").set(config.objectives.rpo_seconds)
+    metrics.last_failover_rto.set(float("nan"))  # no failover yet: unknown, not a perfect zero
+    metrics.last_failover_rpo.set(float("nan"))
     return metrics
 
 
@@ -85,6 +91,7 @@ def update(metrics: Metrics, config: Config, snapshot: Snapshot, verdicts: Verdi
         metrics.probe_duration.labels(result.probe).observe(result.latency_seconds)
     for site, verdict in verdicts.sites.items():
         metrics.site_up.labels(site).set(1 if verdict.up else 0)
+    topology = _Topology(metrics)
     primary = verdicts.primary
     for site in config.sites:
         database = snapshot.get(site, "database")
@@ -92,17 +99,20 @@ def update(metrics: Metrics, config: Config, snapshot: Snapshot, verdicts: Verdi
             metrics.database_writable.labels(site).set(1 if database.ok and database.detail.get("writable") else 0)
         if site == primary:
             active = database is not None and database.ok and database.detail.get("semi_sync_source_active")
-            metrics.semi_sync_active.labels(site).set(1 if active else 0)
+            topology.set("semi_sync_active", (site,), 1 if active else 0)
             continue
         running = database is not None and database.ok and database.detail.get("io_running") and \
             database.detail.get("sql_running")
-        metrics.replication_running.labels(site).set(1 if running else 0)
+        topology.set("replication_running", (site,), 1 if running else 0)
         if database is not None and database.ok and database.value is not None:
-            metrics.replication_lag.labels("mysql", primary, site).set(database.value)
+            topology.set("replication_lag", ("mysql", primary, site), database.value)
         ready = readiness.get(site)
-        metrics.standby_ready.labels(site).set(1 if ready is not None and ready.ready else 0)
+        topology.set("standby_ready", (site,), 1 if ready is not None and ready.ready else 0)
     for site in config.sites:
-        _update_dynamodb(metrics, snapshot, site)
+        dynamodb = snapshot.get(site, "dynamodb")
+        if dynamodb is not None and dynamodb.ok:
+            for source_region, lag in dynamodb.detail.get("probe_lag", {}).items():
+                topology.set("replication_lag", ("dynamodb", source_region, site), lag)
         vpn = snapshot.get(site, "vpn")
         if vpn is not None:
             for tunnel, state in vpn.detail.get("tunnels", {}).items():
@@ -111,14 +121,29 @@ def update(metrics: Metrics, config: Config, snapshot: Snapshot, verdicts: Verdi
     if dns is not None and dns.ok:
         for site in config.dns.sites:
             metrics.dns_active_site.labels(config.dns.record, site).set(1 if dns.detail.get("primary") == site else 0)
+    topology.prune()
 
 
-def _update_dynamodb(metrics: Metrics, snapshot: Snapshot, site: str) -> None:
-    result = snapshot.get(site, "dynamodb")
-    if result is None or not result.ok:
-        return
-    for source_region, lag in result.detail.get("probe_lag", {}).items():
-        metrics.replication_lag.labels("dynamodb", source_region, site).set(lag)
+class _Topology:
+    """Sets topology series for one round and, at its end, removes those the round no longer has."""
+
+    NAMES = ("semi_sync_active", "replication_running", "replication_lag", "standby_ready")
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.now: dict[str, set[tuple[str, ...]]] = {name: set() for name in self.NAMES}
+
+    def set(self, name: str, labels: tuple[str, ...], value: float) -> None:
+        gauge: Gauge = getattr(self.metrics, name)
+        gauge.labels(*labels).set(value)
+        self.now[name].add(labels)
+
+    def prune(self) -> None:
+        for name, now in self.now.items():
+            gauge: Gauge = getattr(self.metrics, name)
+            for gone in self.metrics.shown.get(name, set()) - now:
+                gauge.remove(*gone)
+            self.metrics.shown[name] = now
 
 
 def update_runs(metrics: Metrics, runs: list[RunRecord]) -> None:

@@ -341,7 +341,7 @@ def failovers() -> Json:
 
     lay.row("Drills and the controller")
     lay.add(stat("Since the last successful drill", "Alert DrorchDrillOverdue after 8 days. "
-                 "(drorch_last_drill_success_timestamp_seconds: exported once drills exist.)",
+                 "`drorch drill --to SITE` runs one.",
                  [target(f"time() - drorch_last_drill_success_timestamp_seconds{{{ENV}}}", "since", instant=True)],
                  unit="dtdurations", steps=((None, GREEN), (7 * 86400, ORANGE), (8 * 86400, RED)),
                  no_value="never"), 8, 5)

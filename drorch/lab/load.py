@@ -66,8 +66,8 @@ def _one_write(lab: Lab, resolver: CachingResolver, session: requests.Session, r
     return record
 
 
-def run(lab: Lab, spec: LoadSpec) -> Path:
-    """Write at ``spec.rate`` per second for ``spec.duration`` seconds; returns the log path."""
+def run(lab: Lab, spec: LoadSpec, stop: threading.Event | None = None) -> Path:
+    """Write at ``spec.rate`` per second for ``spec.duration`` seconds (or until ``stop``); returns the log path."""
     run_id = uuid.uuid4().hex[:8]
     dns = lab.config.dns
     resolver = CachingResolver(lab.estate.route53, dns.zone_id, dns.record, dns.type)
@@ -83,10 +83,10 @@ def run(lab: Lab, spec: LoadSpec) -> Path:
 
     try:
         with ThreadPoolExecutor(max_workers=32) as pool:
+            halt = stop or threading.Event()
             for seq in range(total):
-                delay = started + seq * interval - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+                if halt.wait(max(0.0, started + seq * interval - time.monotonic())):
+                    break
                 pool.submit(write, seq)
     finally:
         writer.close()

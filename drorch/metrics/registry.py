@@ -39,6 +39,9 @@ class Metrics:
     last_failover_rpo: Gauge
     step_duration: Gauge
     lease_held: Gauge
+    last_drill_success: Gauge
+    last_drill_objectives_met: Gauge
+    drill_measured: Gauge
     shown: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)  # topology series set last round
 
 
@@ -75,6 +78,13 @@ def create(config: Config) -> Metrics:
         step_duration=gauge("drorch_playbook_step_duration_seconds", "step durations of each playbook's newest run",
                             ("playbook", "step")),
         lease_held=gauge("drorch_lease_held", "1 while this controller holds the controller lease", ("controller",)),
+        last_drill_success=gauge("drorch_last_drill_success_timestamp_seconds",
+                                 "when the newest drill to this site that met every objective ended", ("to",)),
+        last_drill_objectives_met=gauge("drorch_last_drill_objectives_met",
+                                        "1 when the newest drill to this site met every objective", ("to",)),
+        drill_measured=gauge("drorch_drill_measured_seconds",
+                             "the newest drill's measured RTO and RPO (the worse of drorch's and the client's)",
+                             ("to", "objective")),
     )
     metrics.objective.labels("rto").set(config.objectives.rto_seconds)
     metrics.objective.labels("rpo").set(config.objectives.rpo_seconds)
@@ -147,12 +157,16 @@ class _Topology:
 
 
 def update_runs(metrics: Metrics, runs: list[RunRecord]) -> None:
-    """Failover history from the journal, so runs made by any controller or CLI show up."""
+    """Failover and drill history from the journal, so runs made by any controller or CLI show up."""
     counts: dict[tuple[str, str], int] = {}
     newest_failover = None
     seen_playbooks: set[str] = set()
+    seen_drills: set[str] = set()
     for run in runs:  # newest first
         if run.status == "running":
+            continue
+        if run.operation == "drill":
+            _update_drill(metrics, run, seen_drills)
             continue
         to = str(run.summary.get("to") or run.summary.get("parameters", {}).get("to") or "?")
         counts[(to, run.status)] = counts.get((to, run.status), 0) + 1
@@ -170,6 +184,20 @@ def update_runs(metrics: Metrics, runs: list[RunRecord]) -> None:
         rto, rpo = newest_failover.summary.get("rto_seconds"), newest_failover.summary.get("rpo_seconds")
         metrics.last_failover_rto.set(float(rto) if rto is not None else float("nan"))
         metrics.last_failover_rpo.set(float(rpo) if rpo is not None else float("nan"))
+
+
+def _update_drill(metrics: Metrics, run: RunRecord, seen: set[str]) -> None:
+    """The newest finished drill per target decides the drill gauges (runs come newest first)."""
+    to = str(run.summary.get("to", "?"))
+    if to in seen:
+        return
+    seen.add(to)
+    met = run.status == "succeeded"
+    metrics.last_drill_objectives_met.labels(to).set(1 if met else 0)
+    if met:
+        metrics.last_drill_success.labels(to).set(run.finished_at or run.started_at)
+    for objective, verdict in run.summary.get("objectives", {}).items():
+        metrics.drill_measured.labels(to, objective).set(float(verdict.get("measured_seconds", float("nan"))))
 
 
 def update_lease(metrics: Metrics, controller: str, held: bool) -> None:

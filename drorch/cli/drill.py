@@ -1,0 +1,76 @@
+"""``drorch drill`` and ``drorch report``: rehearse, measure against ground truth, read the result."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, progress
+
+ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
+
+
+@handle_errors
+def drill_command(
+    to: str = typer.Option(..., "--to", help="the site to fail over to and back from"),
+    mode: str = typer.Option("switchover", "--mode", help="switchover (planned there and back, under load)"),
+    load: float = typer.Option(20.0, "--load", min=1.0, max=500.0, help="client writes per second during the drill"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    config: Path | None = ConfigOption,
+    output: Output = OutputOption,
+) -> None:
+    """Rehearse a failover: move the service to SITE and back under load, measure, judge the objectives.
+
+    Exits 1 when an objective is missed, so cron and CI can alert.
+    """
+    from drorch.cli.failover import _confirm
+    from drorch.config import find_config_path, load_config
+    from drorch.drill.report import markdown
+    from drorch.drill.switchover import drill
+    from drorch.engine.executor import Options
+    from drorch.errors import InvalidInput
+    from drorch.providers.estate import Estate
+    from drorch.state.backends import holding_lease, open_journal
+
+    if mode != "switchover":
+        raise InvalidInput(f"--mode {mode}: this drorch runs `switchover` drills (chaos and isolated come later)")
+    cfg = load_config(find_config_path(config))
+    cfg.site(to)
+    _confirm(yes, f"Drill: fail {cfg.service} over to {to} and back to {cfg.primary_site}?")
+    with holding_lease(cfg) as lease:
+        options = Options(approvals=frozenset({"*"}), interactive=sys.stdin.isatty(), lease=lease)
+        result = drill(Estate(cfg), to, load, open_journal(cfg), progress, options)
+    if output == Output.json:
+        emit_json(result.to_json())
+    else:
+        record = open_journal(cfg).run(result.run_id)
+        assert record is not None
+        print(markdown(record))
+    if result.status != "succeeded":
+        raise typer.Exit(1)
+
+
+@handle_errors
+def report_command(
+    run_id: str = typer.Argument(..., help="a drill or failover run (see `drorch runs list`)"),
+    format: str = typer.Option("md", "--format", help="md or json"),
+    config: Path | None = ConfigOption,
+) -> None:
+    """The report of a drill or failover run: objectives against what was measured, and every step."""
+    from drorch.config import find_config_path, load_config
+    from drorch.drill.report import document, markdown
+    from drorch.errors import InvalidInput
+    from drorch.state.backends import open_journal
+
+    if format not in ("md", "json"):
+        raise InvalidInput(f"--format {format}: choose md or json")
+    cfg = load_config(find_config_path(config))
+    record = open_journal(cfg).run(run_id)
+    if record is None:
+        raise InvalidInput(f"no run '{run_id}' in the journal; see `drorch runs list`")
+    if format == "json":
+        emit_json(document(record))
+    else:
+        print(markdown(record))

@@ -1,0 +1,72 @@
+"""`drorch drill`: a switchover there and back under load, judged on ground truth, reported, exported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from drorch.config import load_config
+from drorch.config.schema import EcsCompute
+from drorch.engine.actions import dns
+from drorch.lab.control import Lab
+from drorch.metrics import registry
+from drorch.providers.aws import ecs
+from drorch.state.backends import open_journal
+from tests.helpers import writable_sites
+
+
+def drorch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DRORCH_CONFIG": str(config)}
+    return subprocess.run([sys.executable, "-m", "drorch.cli", *args], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=240, check=False)
+
+
+def test_switchover_drill_measures_ground_truth_and_leaves_the_estate_as_it_was(home: Lab) -> None:
+    tokyo = home.config.site("tokyo").compute
+    assert isinstance(tokyo, EcsCompute)
+    done = drorch(home.layout.config, "drill", "--to", "tokyo", "--load", "20", "--yes", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    measured = result["measured"]
+    assert result["status"] == "succeeded" and result["missed"] == []
+    assert measured["lost_acknowledged_writes"] == 0 and measured["acknowledged_writes"] > 20
+    assert 0 <= measured["client_outage_seconds"] < home.config.objectives.rto_seconds
+    assert result["objectives"]["rpo"]["measured_seconds"] == 0.0  # GTID-proven and no client write lost
+    # as it started: seoul primary, DNS on seoul, tokyo replicating and back at its warm size (cost)
+    assert writable_sites(home) == ["seoul"] and dns.active_sites(home.estate)["PRIMARY"] == "seoul"
+    capacity = ecs.capacity(home.estate.aws("tokyo", "ecs"), tokyo.cluster, tokyo.service)
+    assert capacity.desired == tokyo.warm_count
+    journal = open_journal(home.config)
+    report = drorch(home.layout.config, "report", result["run_id"])
+    assert report.returncode == 0 and "| RTO |" in report.stdout and "fail back to seoul" in report.stdout
+    metrics = registry.create(home.config)
+    registry.update_runs(metrics, journal.runs(50))
+    assert metrics.registry.get_sample_value("drorch_last_drill_objectives_met", {"to": "tokyo"}) == 1
+    assert (metrics.registry.get_sample_value("drorch_last_drill_success_timestamp_seconds", {"to": "tokyo"}) or 0) > 0
+
+
+def test_a_drill_that_misses_its_objective_exits_1_and_says_which(home: Lab, tmp_path: Path) -> None:
+    document = yaml.safe_load(home.layout.config.read_text())
+    document["objectives"]["rto_seconds"] = 0.001  # nothing fails over in a millisecond
+    strict = home.layout.root / "drorch-strict.yaml"
+    strict.write_text(yaml.safe_dump(document))
+    missed = drorch(strict, "drill", "--to", "tokyo", "--load", "10", "--yes", "--output", "json")
+    assert missed.returncode == 1, missed.stderr
+    result = json.loads(missed.stdout)
+    assert result["status"] == "missed" and result["missed"] == ["rto"]
+    assert writable_sites(home) == ["seoul"]  # it still came back
+    assert load_config(strict).objectives.rto_seconds == 0.001
+
+
+def test_drill_bad_input_changes_nothing(home: Lab) -> None:
+    home_drill = drorch(home.layout.config, "drill", "--to", "seoul", "--yes")
+    assert home_drill.returncode == 2 and "home primary" in home_drill.stderr
+    assert drorch(home.layout.config, "drill", "--to", "osaka", "--yes").returncode == 2
+    assert drorch(home.layout.config, "drill", "--to", "tokyo", "--mode", "chaos", "--yes").returncode == 2
+    assert drorch(home.layout.config, "report", "no-such-run").returncode == 2
+    assert writable_sites(home) == ["seoul"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,9 +21,9 @@ T = TypeVar("T")
 
 
 @contextmanager
-def running_lab(root: Path) -> Iterator[Lab]:
-    """A lab started in ``root`` and always stopped (every process by its PID) afterwards."""
-    lifecycle.up(root)
+def running_lab(root: Path, vpn: bool = False) -> Iterator[Lab]:
+    """A lab started in ``root`` (``vpn``: ``lab up --vpn``), always stopped (every process by its PID) afterwards."""
+    lifecycle.up(root, with_vpn=vpn)
     try:
         yield open_lab(root)
     finally:
@@ -103,3 +104,30 @@ def set_vpn_tunnel(lab: Lab, outside_ip: str, status: str) -> None:
         timeout=5,
     )
     assert response.status_code == 200, response.text
+
+
+def paused_playbook(source: Path, before: str, directory: Path, name: str, seconds: float = 60.0,
+                    pause: str = "a long step") -> Path:
+    """A copy of playbook ``source`` named ``name`` that sleeps (step ``pause``) right before its step ``before``:
+    a moment for a test to crash the controller, or steal its lease."""
+    import yaml
+
+    document = yaml.safe_load(source.read_text())
+    document["name"] = name
+    names = [step["name"] for step in document["steps"]]
+    document["steps"].insert(names.index(before), {"name": pause, "action": "control.sleep",
+                                                   "with": {"seconds": seconds}})
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Stop a process a test started: SIGTERM, then SIGKILL if it lingers; always reaped."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)

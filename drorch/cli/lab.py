@@ -17,16 +17,21 @@ DirOption = typer.Option(Path("lab"), "--dir", help="directory holding the lab's
 
 @app.command()
 @handle_errors
-def up(dir: Path = DirOption, output: Output = OutputOption) -> None:
+def up(
+    dir: Path = DirOption,
+    vpn: bool = typer.Option(False, "--vpn", help="put the NHN site behind a real strongSwan VPN "
+                             "(two tunnels, network namespaces; needs root)"),
+    output: Output = OutputOption,
+) -> None:
     """Start the lab (idempotent) and write DIR/drorch.yaml and DIR/lab.json."""
     from drorch.lab import lifecycle
 
-    result = lifecycle.up(dir)
+    result = lifecycle.up(dir, with_vpn=vpn)
     sites = {name: result.state.app_url(name) for name in result.state.sites}
     doc = {"dir": str(result.layout.root), "already_running": result.already_running,
            "seconds": round(result.seconds, 2), "config": str(result.layout.config),
            "manifest": str(result.layout.manifest),
-           "sites": sites}
+           "sites": sites, "vpn": result.state.vpn_dir}
     if output == Output.json:
         emit_json(doc)
         return
@@ -34,6 +39,8 @@ def up(dir: Path = DirOption, output: Output = OutputOption) -> None:
     info(f"lab {verb} in {result.layout.root}")
     for name, url in sites.items():
         info(f"  {name:6} {url}")
+    if result.state.vpn_dir is not None:
+        info(f"  VPN    {result.state.vpn_dir} (nhn behind two strongSwan tunnels)")
     info(f"config: {result.layout.config}  (export DRORCH_CONFIG={result.layout.config})")
 
 
@@ -114,6 +121,8 @@ class ChaosAction(StrEnum):
     stop_app = "stop-app"
     start_app = "start-app"
     delay_replica = "delay-replica"
+    vpn_down = "vpn-down"
+    vpn_up = "vpn-up"
     heal = "heal"
 
 
@@ -121,17 +130,27 @@ class ChaosAction(StrEnum):
 @handle_errors
 def chaos(
     action: ChaosAction = typer.Argument(..., help="what to break or mend"),
-    site: str | None = typer.Argument(None, help="seoul, tokyo or nhn (all actions but heal)"),
+    site: str | None = typer.Argument(None, help="seoul, tokyo or nhn (all actions but heal and vpn-*); "
+                                      "for vpn-down and vpn-up a TUNNEL (tunnel-1, tunnel-2; default both)"),
     seconds: int = typer.Option(0, "--seconds", help="delay-replica: apply events this many seconds late; 0 removes"),
     dir: Path = DirOption,
     output: Output = OutputOption,
 ) -> None:
-    """Break the lab on purpose and heal it: kill-db (SIGKILL), start-db, stop-app, start-app, delay-replica, heal."""
+    """Break the lab on purpose and heal it: kill-db (SIGKILL), start-db, stop-app, start-app, delay-replica,
+    vpn-down [TUNNEL], vpn-up [TUNNEL] (a lab started with --vpn), heal."""
     from drorch.errors import InvalidInput
     from drorch.lab import chaos as chaos_mod
     from drorch.lab.control import open_lab
 
     lab = open_lab(dir)
+    if action in (ChaosAction.vpn_down, ChaosAction.vpn_up):
+        mend = chaos_mod.vpn_down if action == ChaosAction.vpn_down else chaos_mod.vpn_up
+        tunnels = mend(lab, site)
+        if output == Output.json:
+            emit_json({"action": action.value, "tunnel": site, "changed": tunnels})
+        else:
+            info(f"{action.value} {site or 'all tunnels'}: changed {', '.join(tunnels) or 'nothing'}")
+        return
     if action == ChaosAction.heal:
         changed: object = chaos_mod.heal(lab)
     elif site is None:

@@ -4,16 +4,25 @@ Faults act on real processes and servers: a killed database is SIGKILLed (no
 clean shutdown), a stopped app really stops answering, a delayed replica really
 applies late. ``heal`` restarts what is down and removes delays, but never
 changes which database is primary — that is drorch's job, not the lab's.
+
+In a ``--vpn`` lab, ``vpn-down`` takes tunnels down for real (the AWS end of the
+tunnel's link goes down and its SAs are deleted on both daemons) and marks them
+DOWN in the AWS VPN telemetry too, as AWS would report them; ``vpn-up`` and
+``heal`` bring them back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+
+import requests
 
 from drorch.errors import InvalidInput, OperationFailed
-from drorch.lab import mariadb, processes
+from drorch.lab import mariadb, processes, vpn
 from drorch.lab.control import Lab
 from drorch.lab.ports import wait_listening
+from drorch.providers import strongswan
 
 START_TIMEOUT = 30.0
 
@@ -45,7 +54,8 @@ def _start_again(lab: Lab, name: str, wait_ready: Callable[[processes.Tracked], 
     item = _tracked(lab, name)
     if processes.is_alive(item):
         return False
-    wait_ready(processes.start(lab.layout.run, lab.layout.logs, name, list(item.argv)))
+    wait_ready(processes.start(lab.layout.run, lab.layout.logs, name, list(item.argv),
+                               netns=lab.state.netns.get(name)))
     return True
 
 
@@ -80,9 +90,67 @@ def delay_replica(lab: Lab, site: str, seconds: int) -> None:
     db.execute("STOP SLAVE", f"CHANGE MASTER TO MASTER_DELAY={int(seconds)}", "START SLAVE")
 
 
+def _vpn(lab: Lab) -> vpn.VpnLab:
+    if lab.state.vpn_dir is None:
+        raise InvalidInput(f"the lab in {lab.layout.root} has no VPN; start it with "
+                           f"`drorch lab up --vpn --dir {lab.layout.root}` (after `drorch lab down`)")
+    found = vpn.open_vpn(Path(lab.state.vpn_dir))
+    if found is None or not vpn.is_running(found):
+        raise OperationFailed(f"the lab's VPN in {lab.state.vpn_dir} is not running; "
+                              f"restart the lab (`drorch lab down` then `drorch lab up --vpn`)")
+    return found
+
+
+def _chosen(tunnels: vpn.VpnLab, name: str | None) -> list[str]:
+    return [tunnels.tunnel(name).name] if name is not None else tunnels.children
+
+
+def _up_now(tunnels: vpn.VpnLab) -> dict[str, bool]:
+    """Tunnel -> up on both daemons."""
+    states = [{t.name: t.up for t in strongswan.tunnels(side.vici_socket, None, tunnels.children)}
+              for side in tunnels.sides]
+    return {name: all(state[name] for state in states) for name in tunnels.children}
+
+
+def _aws_telemetry(lab: Lab, tunnels: vpn.VpnLab, name: str, status: str) -> None:
+    """What AWS reports for the tunnel (moto's telemetry, through the lab's control hook): tunnels pair by position."""
+    outside_ips = lab.state.aws_ready.get("tunnels") or []
+    endpoint = lab.state.aws_ready.get("control_endpoint")
+    index = tunnels.children.index(name)
+    if endpoint is None or index >= len(outside_ips):
+        return
+    response = requests.post(f"{endpoint}/_drorch/vpn-tunnel", timeout=5, json={
+        "vpn_connection_id": lab.state.aws_ready["vpn_connection_id"], "outside_ip": outside_ips[index],
+        "status": status, "status_message": "" if status == "UP" else "lab chaos vpn-down"})
+    if response.status_code != 200:
+        raise OperationFailed(f"the AWS (moto) server refused the telemetry of {name}: {response.text.strip()}")
+
+
+def vpn_down(lab: Lab, tunnel: str | None = None) -> list[str]:
+    """Take ``tunnel`` (both when None) down; returns the tunnels that were up."""
+    tunnels = _vpn(lab)
+    names = _chosen(tunnels, tunnel)
+    before = _up_now(tunnels)
+    for name in names:
+        vpn.tunnel_down(tunnels, name)
+        _aws_telemetry(lab, tunnels, name, "DOWN")
+    return [name for name in names if before[name]]
+
+
+def vpn_up(lab: Lab, tunnel: str | None = None) -> list[str]:
+    """Bring ``tunnel`` (both when None) up and wait until it is INSTALLED; returns the tunnels that were down."""
+    tunnels = _vpn(lab)
+    names = _chosen(tunnels, tunnel)
+    before = _up_now(tunnels)
+    for name in names:
+        vpn.tunnel_up(tunnels, name)
+        _aws_telemetry(lab, tunnels, name, "UP")
+    return [name for name in names if not before[name]]
+
+
 def heal(lab: Lab) -> list[str]:
-    """Restart what is down and remove replica delays; returns what it did."""
-    done = []
+    """Restart what is down (VPN tunnels first) and remove replica delays; returns what it did."""
+    done = [f"brought VPN {name} up" for name in vpn_up(lab)] if lab.state.has_vpn else []
     for site in lab.state.sites:
         if start_db(lab, site):
             done.append(f"started {site} database")

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from drorch.lab.layout import HOME_PRIMARY, RECORD, SEMI_SYNC_REPLICA, SITE_REGIONS, LabLayout
 from drorch.lab.mariadb import Accounts
 from drorch.lab.state import LabState
+
+if TYPE_CHECKING:  # drorch.lab.vpn imports this module (write_private)
+    from drorch.lab.vpn import VpnLab
 
 LAB_TTL = 1
 OPENSTACK_CLOUD = "nhn-lab"
@@ -70,7 +73,24 @@ def _mysql(state: LabState, site: str) -> dict[str, Any]:
             "password": {"file": "secrets/drorch.password"}, "flavor": "mariadb", "tls": "disabled"}
 
 
-def config_document(state: LabState) -> dict[str, Any]:
+def _vpn(state: LabState, tunnel: VpnLab | None, root: Path | None) -> dict[str, Any]:
+    """sites.nhn.vpn: the AWS side (moto's VPN connection) and, with ``--vpn``, the strongSwan side.
+
+    No ``ike_sa``: each tunnel has its own IKE_SA (as AWS's do), and without one the probe reads all.
+    The VICI socket is relative to the config file's directory, like every path in the lab's config.
+    """
+    doc: dict[str, Any] = {"aws_site": HOME_PRIMARY, "aws_connection_id": state.aws_ready["vpn_connection_id"]}
+    if tunnel is not None:
+        socket = tunnel.nhn.vici_socket
+        doc["vici_socket"] = str(socket.relative_to(root) if root is not None and socket.is_relative_to(root)
+                                 else socket)
+        doc["tunnels"] = tunnel.children
+    return doc
+
+
+def config_document(state: LabState, tunnel: VpnLab | None = None, root: Path | None = None) -> dict[str, Any]:
+    """The lab's drorch.yaml; ``tunnel`` (a ``--vpn`` lab) adds the strongSwan side of nhn's VPN,
+    with paths relative to ``root`` (the config's directory)."""
     ready = state.aws_ready
     compute: dict[str, dict[str, Any]] = {
         "seoul": {"kind": "eks", "cluster": "eks-prod", "nodegroups": {"app-nodes": 4}},
@@ -83,7 +103,7 @@ def config_document(state: LabState) -> dict[str, Any]:
     extras: dict[str, dict[str, Any]] = {
         "seoul": {"dynamodb": {"tables": ["orders", "products-table"], "probe_table": "dr-rpo-probe"}},
         "tokyo": {"dynamodb": {"tables": ["dr-orders-table", "dr-products-table"], "probe_table": "dr-rpo-probe"}},
-        "nhn": {"vpn": {"aws_site": HOME_PRIMARY, "aws_connection_id": ready["vpn_connection_id"]}},
+        "nhn": {"vpn": _vpn(state, tunnel, root)},
     }
     sites: dict[str, Any] = {}
     for name in state.sites:
@@ -131,12 +151,13 @@ def config_document(state: LabState) -> dict[str, Any]:
     }
 
 
-def write_config(layout: LabLayout, state: LabState) -> None:
+def write_config(layout: LabLayout, state: LabState, tunnel: VpnLab | None = None) -> None:
     header = "# Written by `drorch lab up`: the lab estate, in the same schema a real estate uses.\n"
-    layout.config.write_text(header + yaml.safe_dump(config_document(state), sort_keys=False))
+    document = config_document(state, tunnel, layout.config.parent)
+    layout.config.write_text(header + yaml.safe_dump(document, sort_keys=False))
 
 
-def write_manifest(layout: LabLayout, state: LabState, accounts: Accounts) -> None:
+def write_manifest(layout: LabLayout, state: LabState, accounts: Accounts, tunnel: VpnLab | None = None) -> None:
     """``lab.json``: the machine-readable contract other tools rely on (design notes, section 4)."""
     manifest = {
         "aws_endpoint": state.aws_endpoint,
@@ -151,4 +172,10 @@ def write_manifest(layout: LabLayout, state: LabState, accounts: Accounts) -> No
         },
         "dns": {"zone_id": state.aws_ready["zone_id"], "record": RECORD},
     }
+    if tunnel is not None:  # only in a --vpn lab: where the VPN is, for outside tools
+        manifest["vpn"] = {
+            "dir": str(tunnel.root), "nhn_subnet": tunnel.nhn_subnet, "aws_subnet": tunnel.aws_subnet,
+            "tunnels": tunnel.children, "vici_sockets": {side.name: str(side.vici_socket) for side in tunnel.sides},
+            "namespaces": {side.name: side.namespace for side in tunnel.sides},
+        }
     write_private(layout.manifest, json.dumps(manifest, indent=2) + "\n")

@@ -54,6 +54,11 @@ class LabLayout:
         return self.root / "aws"
 
     @property
+    def vpn_dir(self) -> Path:
+        """The ``--vpn`` lab's strongSwan VPN (drorch.lab.vpn), NHN site behind it."""
+        return self.root / "vpn"
+
+    @property
     def clouds_file(self) -> Path:
         return self.root / "clouds.yaml"
 

@@ -3,6 +3,15 @@
 Start-up is all-or-nothing: if any part fails, everything already started is
 stopped by PID before the error is raised, so a failed ``lab up`` never leaves a
 half-started lab behind.
+
+``lab up --vpn`` puts the NHN site behind a real strongSwan VPN (drorch.lab.vpn,
+in ``DIR/vpn``): the AWS sites (seoul, tokyo) take addresses in the VPN's AWS
+subnet on the host's end of the host link, instead of the lab's 127.X.Y.0/24,
+and the NHN site's MariaDB and app run inside the VPN's nhn network namespace on
+an address of the NHN subnet. Everything between them — nhn replicating from
+seoul, drorch and the resolver reaching nhn from the host — goes through a
+tunnel, and stops when both tunnels are down. ``lab down`` stops the processes
+(those in the namespace included), then the VPN, which removes the namespaces.
 """
 
 from __future__ import annotations
@@ -17,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from drorch.errors import InvalidInput, OperationFailed
-from drorch.lab import files, mariadb, processes
-from drorch.lab.layout import HOME_PRIMARY, MARKER, SITE_HOSTS, SITES, LabLayout
+from drorch.lab import files, mariadb, processes, vpn
+from drorch.lab.layout import HOME_PRIMARY, MARKER, SITE_HOSTS, SITE_REGIONS, SITES, LabLayout
 from drorch.lab.mariadb import Accounts
 from drorch.lab.ports import free_lab_subnet, free_port, wait_listening
 from drorch.lab.state import LabState, SiteState
@@ -62,13 +71,32 @@ def _check_dir(layout: LabLayout) -> None:
         raise InvalidInput(f"--dir {root}: not writable ({exc.strerror}); choose a writable directory") from None
 
 
-def _choose_ports() -> tuple[dict[str, SiteState], int, int]:
-    subnet = free_lab_subnet()
-    ips = {site: f"{subnet}.{SITE_HOSTS[site]}" for site in SITES}
+def _inside_vpn(site: str) -> bool:
+    """The sites a ``--vpn`` lab runs behind the VPN (the non-AWS one: NHN)."""
+    return SITE_REGIONS[site] is None
+
+
+def _choose_ports(tunnel: vpn.VpnLab | None) -> tuple[dict[str, SiteState], int, int]:
+    if tunnel is None:
+        subnet = free_lab_subnet()
+        ips = {site: f"{subnet}.{SITE_HOSTS[site]}" for site in SITES}
+    else:
+        ips = {site: tunnel.nhn_address(SITE_HOSTS[site]) if _inside_vpn(site) else tunnel.aws_address(SITE_HOSTS[site])
+               for site in SITES}
+    # Only the host's addresses can be tried here; a VPN's nhn namespace is new, so every port is free there.
+    on_host = [ip for site, ip in ips.items() if tunnel is None or not _inside_vpn(site)]
     # Clients reach every site on the same port after resolving the name, so the app port is common.
-    app_port = free_port(ips["seoul"], also_on=(ips["tokyo"], ips["nhn"]))
-    site_states = {s: SiteState(ip=ip, app_port=app_port, mysql_port=free_port(ip)) for s, ip in ips.items()}
+    app_port = free_port(on_host[0], also_on=tuple(on_host[1:]))
+    site_states = {s: SiteState(ip=ip, app_port=app_port, mysql_port=free_port(ip if ip in on_host else "127.0.0.1"))
+                   for s, ip in ips.items()}
     return site_states, free_port(), free_port()
+
+
+def _start_vpn(layout: LabLayout) -> vpn.VpnLab:
+    """The VPN with the sites' addresses: AWS sites on the host's end of the host link, NHN inside."""
+    return vpn.start(layout.vpn_dir,
+                     nhn_hosts=[SITE_HOSTS[site] for site in SITES if _inside_vpn(site)],
+                     aws_hosts=[SITE_HOSTS[site] for site in SITES if not _inside_vpn(site)])
 
 
 def _seed(site_states: dict[str, SiteState]) -> dict[str, Any]:
@@ -84,14 +112,18 @@ def _seed(site_states: dict[str, SiteState]) -> dict[str, Any]:
     }
 
 
-def _start_all(layout: LabLayout, accounts: Accounts, os_password: str) -> LabState:
+def _start_all(layout: LabLayout, accounts: Accounts, os_password: str, with_vpn: bool = False) -> LabState:
     sites = list(SITES)
-    site_states, aws_port, os_port = _choose_ports()
+    tunnel = _start_vpn(layout) if with_vpn else None
+    site_states, aws_port, os_port = _choose_ports(tunnel)
+    netns = {} if tunnel is None else {
+        f"{kind}-{site}": tunnel.nhn.namespace for site in sites if _inside_vpn(site) for kind in ("mariadb", "app")}
     template = mariadb.build_template(layout, accounts)
     started: dict[str, processes.Tracked] = {}
     for site in sites:
         s = site_states[site]
-        started[f"mariadb-{site}"] = mariadb.start_server(layout, site, template, s.ip, s.mysql_port)
+        started[f"mariadb-{site}"] = mariadb.start_server(layout, site, template, s.ip, s.mysql_port,
+                                                          netns=netns.get(f"mariadb-{site}"))
     layout.aws_dir.mkdir(parents=True, exist_ok=True)
     seed_file, ready_file = layout.aws_dir / "seed.json", layout.aws_dir / "ready.json"
     ready_file.unlink(missing_ok=True)
@@ -108,7 +140,8 @@ def _start_all(layout: LabLayout, accounts: Accounts, os_password: str) -> LabSt
         s = site_states[site]
         started[f"app-{site}"] = processes.start(layout.run, layout.logs, f"app-{site}", [
             py, "-m", "drorch.lab.app", "--site", site, "--host", s.ip, "--port", str(s.app_port),
-            "--db-host", s.ip, "--db-port", str(s.mysql_port), "--db-password-file", str(layout.secret("app"))])
+            "--db-host", s.ip, "--db-port", str(s.mysql_port), "--db-password-file", str(layout.secret("app"))],
+            netns=netns.get(f"app-{site}"))
     clients = {site: mariadb.admin_client(site, s.ip, s.mysql_port, accounts.admin) for site, s in site_states.items()}
     for site in sites:
         mariadb.wait_ready(clients[site], started[f"mariadb-{site}"], START_TIMEOUT)
@@ -128,7 +161,8 @@ def _start_all(layout: LabLayout, accounts: Accounts, os_password: str) -> LabSt
         if not wait_listening(host, port, START_TIMEOUT, functools.partial(processes.is_alive, started[name])):
             raise OperationFailed(f"lab process {name} did not start; see {layout.logs / (name + '.log')}")
     return LabState(site_states, aws_port, os_port, aws_ready, metrics_port=free_port(),
-                    commands={name: list(item.argv) for name, item in started.items()})
+                    commands={name: list(item.argv) for name, item in started.items()},
+                    netns=netns, vpn_dir=None if tunnel is None else str(layout.vpn_dir))
 
 
 def _wait_ready_file(path: Path, item: processes.Tracked) -> dict[str, Any]:
@@ -144,8 +178,11 @@ def _wait_ready_file(path: Path, item: processes.Tracked) -> dict[str, Any]:
 
 
 
-def up(root: Path) -> UpResult:
-    """Start the lab in ``root`` (idempotent: a running lab is reported, not started twice)."""
+def up(root: Path, with_vpn: bool = False) -> UpResult:
+    """Start the lab in ``root`` (idempotent: a running lab is reported, not started twice).
+
+    ``with_vpn``: the NHN site behind a real strongSwan VPN (see the module docstring).
+    """
     started_at = time.monotonic()
     layout = LabLayout(root.resolve())
     _check_dir(layout)
@@ -153,7 +190,13 @@ def up(root: Path) -> UpResult:
         statuses = status(layout.root)
         alive = [s for s in statuses if s.alive]
         if alive and len(alive) == len(statuses):
-            return UpResult(layout, LabState.load(layout.state), True, time.monotonic() - started_at)
+            running = LabState.load(layout.state)
+            if running.has_vpn != with_vpn:
+                have, want = ("with", "without") if running.has_vpn else ("without", "with")
+                raise InvalidInput(
+                    f"the lab in {layout.root} runs {have} the VPN and `lab up` was asked for one {want} it; "
+                    f"run `drorch lab down --dir {layout.root}` first, then `drorch lab up` again")
+            return UpResult(layout, running, True, time.monotonic() - started_at)
         if alive:
             dead = ", ".join(s.name for s in statuses if not s.alive)
             raise OperationFailed(
@@ -163,6 +206,8 @@ def up(root: Path) -> UpResult:
             )
     mariadb.find_program("mariadbd")
     mariadb.find_program("mariadb-install-db")
+    if with_vpn:
+        vpn.check_tools()
     layout.marker.write_text("drorch lab\n")
     accounts = Accounts(*(secrets.token_urlsafe(18) for _ in range(4)))
     os_password = secrets.token_urlsafe(18)
@@ -170,7 +215,7 @@ def up(root: Path) -> UpResult:
     last_error: Exception | None = None
     for _attempt in range(2):  # a second try with fresh ports covers a port taken between choice and bind
         try:
-            state = _start_all(layout, accounts, os_password)
+            state = _start_all(layout, accounts, os_password, with_vpn)
             break
         except BaseException as exc:
             _stop_all(layout)
@@ -181,9 +226,10 @@ def up(root: Path) -> UpResult:
         assert last_error is not None
         raise last_error
     state.save(layout.state)
+    tunnel = vpn.open_vpn(layout.vpn_dir) if with_vpn else None
     files.write_clouds_yaml(layout, state, os_password)
-    files.write_config(layout, state)
-    files.write_manifest(layout, state, accounts)
+    files.write_config(layout, state, tunnel)
+    files.write_manifest(layout, state, accounts, tunnel)
     return UpResult(layout, state, False, time.monotonic() - started_at)
 
 
@@ -192,10 +238,24 @@ def _stop_key(item: processes.Tracked) -> int:
 
 
 def _stop_all(layout: LabLayout) -> list[ProcessStatus]:
+    """Every tracked process (those in the VPN's namespace too), then the VPN: charons, namespaces, links."""
     stopped = []
     for item in sorted(processes.tracked_all(layout.run), key=_stop_key):
         stopped.append(ProcessStatus(item.name, item.pid, processes.stop(layout.run, item)))
+    if layout.vpn_dir.exists():
+        charons = _charons(layout)
+        vpn.stop_dir(layout.vpn_dir)
+        stopped += charons
     return stopped
+
+
+def _charons(layout: LabLayout) -> list[ProcessStatus]:
+    """The VPN's two daemons, named ``charon-nhn`` and ``charon-aws``; their endpoint is the VICI socket."""
+    tunnel = vpn.open_vpn(layout.vpn_dir) if layout.vpn_dir.exists() else None
+    if tunnel is None:
+        return []
+    return [ProcessStatus(f"charon-{side.name}", side.pid, processes.is_alive(side.tracked), f"unix://{side.vici_socket}")
+            for side in tunnel.sides]
 
 
 def down(root: Path) -> list[ProcessStatus]:
@@ -225,4 +285,4 @@ def status(root: Path) -> list[ProcessStatus]:
         raise InvalidInput(f"--dir {root}: no drorch lab here (no {MARKER}); pass the directory given to `lab up`")
     state = LabState.load(layout.state) if layout.state.exists() else None
     return [ProcessStatus(item.name, item.pid, processes.is_alive(item), _endpoint(state, item.name))
-            for item in processes.tracked_all(layout.run)]
+            for item in processes.tracked_all(layout.run)] + _charons(layout)

@@ -120,12 +120,15 @@ def server_argv(layout: LabLayout, site: str, host: str, port: int) -> list[str]
     ]
 
 
-def start_server(layout: LabLayout, site: str, template: Path, host: str, port: int) -> processes.Tracked:
+def start_server(layout: LabLayout, site: str, template: Path, host: str, port: int,
+                 netns: str | None = None) -> processes.Tracked:
+    """A fresh copy of the template and the server on ``host:port`` (inside network namespace ``netns`` if given)."""
     base = layout.mariadb_dir(site)
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
     shutil.copytree(template, base / "data")
-    return processes.start(layout.run, layout.logs, f"mariadb-{site}", server_argv(layout, site, host, port))
+    return processes.start(layout.run, layout.logs, f"mariadb-{site}", server_argv(layout, site, host, port),
+                           netns=netns)
 
 
 def admin_client(site: str, host: str, port: int, password: str) -> MySQLClient:

@@ -3,6 +3,11 @@
 Each PID file records the exact command line, so ``lab down`` only ever signals
 a process that is still the one the lab started (PIDs get reused) and leaves
 nothing behind.
+
+A process may run inside a network namespace (the NHN site of a ``--vpn`` lab):
+it is started through ``ip netns exec NS``, which execs it in place, so the PID
+recorded is the process's own and the command line recorded is its own argv; the
+PID file also names the namespace.
 """
 
 from __future__ import annotations
@@ -16,33 +21,48 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+IP = "ip"
+
 
 @dataclass(frozen=True)
 class Tracked:
     name: str
     pid: int
     argv: tuple[str, ...]
+    netns: str | None = None  # the network namespace it runs in (None: the host's)
+
+    @property
+    def launcher(self) -> tuple[str, ...]:
+        """What runs before the process itself: ``ip netns exec NS`` (it execs the process in place)."""
+        return (IP, "netns", "exec", self.netns) if self.netns else ()
 
 
 def _pid_file(run_dir: Path, name: str) -> Path:
     return run_dir / f"{name}.pid"
 
 
-def start(run_dir: Path, log_dir: Path, name: str, argv: list[str], env: dict[str, str] | None = None) -> Tracked:
-    """Start ``argv`` detached (own session), log to ``log_dir/name.log``, record its PID file."""
+def start(run_dir: Path, log_dir: Path, name: str, argv: list[str], env: dict[str, str] | None = None,
+          netns: str | None = None) -> Tracked:
+    """Start ``argv`` detached (own session), log to ``log_dir/name.log``, record its PID file.
+
+    With ``netns`` the process runs in that network namespace (``ip netns exec``).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
-            argv,
+            [*Tracked(name, 0, (), netns).launcher, *argv],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={**os.environ, **(env or {})},
         )
-    tracked = Tracked(name, proc.pid, tuple(argv))
-    _pid_file(run_dir, name).write_text(json.dumps({"pid": proc.pid, "argv": argv}))
+    tracked = Tracked(name, proc.pid, tuple(argv), netns)
+    record: dict[str, object] = {"pid": proc.pid, "argv": argv}
+    if netns:
+        record["netns"] = netns
+    _pid_file(run_dir, name).write_text(json.dumps(record))
     return tracked
 
 
@@ -51,7 +71,7 @@ def read(run_dir: Path, name: str) -> Tracked | None:
         data = json.loads(_pid_file(run_dir, name).read_text())
     except (OSError, ValueError):
         return None
-    return Tracked(name, int(data["pid"]), tuple(data["argv"]))
+    return Tracked(name, int(data["pid"]), tuple(data["argv"]), data.get("netns"))
 
 
 def tracked_all(run_dir: Path) -> list[Tracked]:
@@ -60,7 +80,11 @@ def tracked_all(run_dir: Path) -> list[Tracked]:
 
 
 def is_alive(item: Tracked) -> bool:
-    """True when the PID runs the recorded command line (and is not a zombie)."""
+    """True when the PID runs the recorded command line (and is not a zombie).
+
+    A namespaced process counts from the moment it was launched: for a few
+    milliseconds its PID still shows ``ip netns exec NS`` before the argv.
+    """
     try:
         cmdline = Path(f"/proc/{item.pid}/cmdline").read_bytes()
         stat = Path(f"/proc/{item.pid}/stat").read_text()
@@ -70,7 +94,8 @@ def is_alive(item: Tracked) -> bool:
         return False
     if not cmdline:  # a process still inside exec() shows no arguments for a moment
         return True
-    return tuple(part.decode() for part in cmdline.split(b"\0") if part) == item.argv
+    shown = tuple(part.decode() for part in cmdline.split(b"\0") if part)
+    return shown == item.argv or (item.netns is not None and shown == (*item.launcher, *item.argv))
 
 
 def stop(run_dir: Path, item: Tracked, timeout: float = 10.0) -> bool:

@@ -27,6 +27,13 @@ class LabState:
     aws_ready: dict[str, Any]
     metrics_port: int
     commands: dict[str, list[str]] = field(default_factory=dict)
+    # ``lab up --vpn`` only: process name -> network namespace it runs in, and the VPN's directory
+    netns: dict[str, str] = field(default_factory=dict)
+    vpn_dir: str | None = None
+
+    @property
+    def has_vpn(self) -> bool:
+        return self.vpn_dir is not None
 
     @property
     def aws_endpoint(self) -> str:
@@ -42,7 +49,10 @@ class LabState:
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
+        data = asdict(self)
+        if not self.has_vpn:  # a lab without the VPN writes the same file as before the VPN existed
+            del data["netns"], data["vpn_dir"]
+        tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(path)
 
     @classmethod

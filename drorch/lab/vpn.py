@@ -5,6 +5,33 @@ and an AWS site-to-site VPN (side ``aws``, the responder) with AWS's two tunnels
 Each tunnel is its own IKE_SA + CHILD_SA over its own veth pair, so one can fail
 while the other stays up, exactly what drorch must tell apart.
 
+Networks (``A`` random in 16..31, ``B`` even, chosen so the /23 overlaps nothing on the host)::
+
+    host (the AWS VPC)                aws namespace                       nhn namespace (NHN Cloud)
+    172.A.B+1.{1,2..}/24 on dv*h ---- dv*x 172.A.B+1.254/24 (router)
+    route 172.A.B.0/24 via .254       ip_forward=1
+                                      dv*a1 10.X.Y.2/30 ==== tunnel-1 ==== dv*n1 10.X.Y.1/30
+                                      dv*a2 10.X.Y.6/30 ==== tunnel-2 ==== dv*n2 10.X.Y.5/30
+                                                                          172.A.B.{1,3..}/32 on lo
+
+Both CHILD_SAs carry the same traffic selectors, NHN subnet 172.A.B.0/24 <-> AWS
+subnet 172.A.B+1.0/24, like the two tunnels of an AWS site-to-site VPN. Whatever
+sits on the host's end of the host link (the lab's AWS sites) and on the nhn
+namespace's ``lo`` (the NHN site) reaches the other side only through a tunnel:
+nothing else routes between them. charon gives both CHILD_SAs the same reqid
+(same selectors), and kernel-libipsec sends outbound packets with one SA of that
+reqid (in these measurements the most recently installed; each side chooses for
+itself), so one tunnel carries the traffic and the other stands by: an
+active/standby pair, not load sharing. Measured here (strongSwan 5.9.8): when the carrying tunnel's
+SAs are deleted, the next packet leaves through the other tunnel (no route
+change, established TCP connections survive); with both down charon removes the
+routes of table 220, so packets get "network unreachable" at once (nothing falls
+back to an unencrypted path: there is none). When a tunnel comes back it becomes
+the carrying one again. A tunnel that fails without its SAs being deleted
+(no delete notify) keeps attracting traffic until dead-peer detection
+(``dpd_delay``) clears it; ``tunnel_down`` deletes the SAs on both sides, which is
+what an AWS endpoint going away looks like once DPD has run.
+
 Layout inside the directory ``DIR`` given to :func:`start`::
 
     DIR/vpn.json                 manifest (what exists, so stop_dir can remove it after a crash)
@@ -20,12 +47,16 @@ runs in a private mount namespace with ``DIR/<side>/run`` mounted over /run. The
 socket's inode lives in that host directory, so the host connects to it directly.
 This kernel has no ESP: the daemons use the userspace ``kernel-libipsec`` plugin
 (a TUN device ``ipsec0`` plus routes in table 220 inside each namespace).
+
+The host end of the host link lives in the host's namespace but is destroyed with
+its peer when the aws namespace is deleted, taking its addresses and route along.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import json
 import os
 import random
@@ -56,6 +87,9 @@ COMMAND_TIMEOUT_SECONDS = 15.0
 MANIFEST = "vpn.json"
 _SOCKET_LIMIT = 107  # bytes in sun_path, without the NUL
 _DISABLED_PLUGINS = ("stroke", "resolve", "forecast", "farp", "dhcp", "ha", "lookip", "error-notify", "connmark")
+ROUTER_HOST = 254  # the aws namespace's address on the host link, the host's gateway to the NHN subnet
+_ROUTE_KEYWORDS = frozenset({"local", "broadcast", "unreachable", "blackhole", "prohibit", "throw", "multicast",
+                             "anycast", "unicast", "nat"})
 
 
 @dataclass(frozen=True)
@@ -76,14 +110,15 @@ class Side:
 
 @dataclass(frozen=True)
 class Tunnel:
-    """One of the two tunnels: its IKE_SA and CHILD_SA names, outside (IKE peer) and protected addresses."""
+    """One of the two tunnels: its IKE_SA and CHILD_SA names and outside (IKE peer) addresses.
+
+    Both tunnels protect the same subnets (VpnLab.nhn_subnet <-> VpnLab.aws_subnet).
+    """
 
     name: str  # the CHILD_SA name
     ike_sa: str
     nhn_outside: str
     aws_outside: str
-    nhn_inside: str
-    aws_inside: str
     nhn_link: str  # veth in the nhn namespace
     aws_link: str  # its peer in the aws namespace
 
@@ -95,6 +130,13 @@ class VpnLab:
     aws: Side
     tunnels: tuple[Tunnel, ...]
     psk_file: Path
+    nhn_subnet: str  # CIDR behind the nhn side (addresses on the nhn namespace's lo)
+    aws_subnet: str  # CIDR behind the aws side (addresses on the host's end of the host link)
+    nhn_addresses: tuple[str, ...]  # on lo in the nhn namespace
+    host_addresses: tuple[str, ...]  # on the host's end of the host link; the first is the host's source
+    aws_router: str  # the aws namespace's end of the host link
+    host_link: str  # veth in the host's namespace
+    aws_host_link: str  # its peer in the aws namespace
 
     @property
     def sides(self) -> tuple[Side, Side]:
@@ -129,20 +171,39 @@ class VpnLab:
                 return item
         raise InvalidInput(f"unknown tunnel {name!r}: this VPN has {', '.join(self.children)}")
 
+    def nhn_address(self, host: int) -> str:
+        """Address number ``host`` of the NHN subnet (an error unless it was created by start)."""
+        return self._member(self.nhn_subnet, host, self.nhn_addresses, "nhn_hosts")
+
+    def aws_address(self, host: int) -> str:
+        """Address number ``host`` of the AWS subnet, on the host (an error unless it was created by start)."""
+        return self._member(self.aws_subnet, host, self.host_addresses, "aws_hosts")
+
+    @staticmethod
+    def _member(subnet: str, host: int, present: tuple[str, ...], option: str) -> str:
+        address = str(ipaddress.ip_network(subnet)[host])
+        if address not in present:
+            raise InvalidInput(f"{address} is not one of this VPN's addresses ({', '.join(present)}); "
+                               f"pass {host} in {option} to start")
+        return address
+
 
 # ---------------------------------------------------------------- public API
 
 
-def start(directory: Path) -> VpnLab:
+def start(directory: Path, nhn_hosts: Iterable[int] = (1,), aws_hosts: Iterable[int] = (1,)) -> VpnLab:
     """Start the VPN described above in ``directory`` and wait until both tunnels are INSTALLED.
 
+    ``nhn_hosts`` are the host numbers of the NHN-subnet addresses put on the nhn namespace's
+    ``lo``, ``aws_hosts`` those of the AWS-subnet addresses put on the host's end of the
+    host link (the first is the host's source address towards the NHN subnet).
     Refuses (RefusedForSafety) when a VPN of this directory still runs. On any failure,
     everything created so far is removed before the error propagates.
     """
     check_tools()
     root = directory.resolve()
     _refuse_if_running(root)
-    vpn = _plan(root)
+    vpn = _plan(root, tuple(nhn_hosts), tuple(aws_hosts))
     _check_socket_paths(vpn)
     root.mkdir(parents=True, exist_ok=True)
     _save(vpn)  # written first: a crash in the middle still leaves enough for stop_dir
@@ -166,10 +227,11 @@ def open_vpn(directory: Path) -> VpnLab | None:
 
 
 def stop(vpn: VpnLab) -> None:
-    """Stop both daemons by PID and delete both namespaces (their veths go with them)."""
+    """Stop both daemons by PID and delete both namespaces (their veths, the host link included, go with them)."""
     for side in vpn.sides:
         _stop_charon(side)
     _delete_namespaces(vpn.namespaces)
+    _delete_host_link(vpn.host_link)
     (vpn.root / MANIFEST).unlink(missing_ok=True)
 
 
@@ -179,6 +241,7 @@ def stop_dir(directory: Path) -> None:
     vpn = open_vpn(root)
     if vpn is None:  # no manifest: the names still follow from the directory
         _delete_namespaces(namespace_names(root))
+        _delete_host_link(host_link_names(root)[0])
         return
     stop(vpn)
 
@@ -231,6 +294,12 @@ def namespace_names(directory: Path) -> tuple[str, str]:
     return (f"drv{tag}{SIDES[0]}", f"drv{tag}{SIDES[1]}")
 
 
+def host_link_names(directory: Path) -> tuple[str, str]:
+    """(host end, aws namespace end) of the host link, derived from the directory like the namespaces."""
+    tag = _tag(directory.resolve())
+    return (f"dv{tag}h", f"dv{tag}x")
+
+
 def check_tools() -> None:
     """InvalidInput naming the Debian package for each missing tool, before anything is created."""
     missing = [
@@ -255,30 +324,64 @@ def _tag(root: Path) -> str:
     return hashlib.sha256(str(root).encode()).hexdigest()[:8]
 
 
-def _plan(root: Path) -> VpnLab:
-    """Names and addresses: outside /30s in a random 10.X.Y.0/24, protected /32s in a random 172.16/12 pair.
-
-    The ranges exist only inside the two namespaces (nothing is routed to the host),
-    the randomness just keeps two VPNs' addresses apart in logs and captures.
-    """
+def _plan(root: Path, nhn_hosts: tuple[int, ...], aws_hosts: tuple[int, ...]) -> VpnLab:
+    """Names and addresses: outside /30s in a random 10.X.Y.0/24 (inside the namespaces only),
+    the protected subnets a random 172.A.B.0/23 that overlaps no address or route of the host
+    (the host routes the NHN half to the aws namespace)."""
+    for hosts, what in ((nhn_hosts, "nhn_hosts"), (aws_hosts, "aws_hosts")):
+        if not hosts or any(not 1 <= n < ROUTER_HOST for n in hosts) or len(set(hosts)) != len(hosts):
+            raise InvalidInput(f"{what} {hosts}: give distinct host numbers from 1 to {ROUTER_HOST - 1}")
     tag = _tag(root)
     outside = f"10.{random.randrange(256)}.{random.randrange(256)}"
-    inside_a, inside_b = 16 + random.randrange(16), 2 * random.randrange(128)
+    nhn_net, aws_net = _free_subnets()
     tunnels = tuple(
         Tunnel(
             name=f"tunnel-{n}",
             ike_sa=f"ike-{n}",
             nhn_outside=f"{outside}.{4 * (n - 1) + 1}",
             aws_outside=f"{outside}.{4 * (n - 1) + 2}",
-            nhn_inside=f"172.{inside_a}.{inside_b}.{n}",
-            aws_inside=f"172.{inside_a}.{inside_b + 1}.{n}",
             nhn_link=f"dv{tag}n{n}",
             aws_link=f"dv{tag}a{n}",
         )
         for n in range(1, TUNNEL_COUNT + 1)
     )
     nhn_ns, aws_ns = namespace_names(root)
-    return VpnLab(root, _side(root, "nhn", nhn_ns), _side(root, "aws", aws_ns), tunnels, root / "psk.secret")
+    host_link, aws_host_link = host_link_names(root)
+    return VpnLab(
+        root, _side(root, "nhn", nhn_ns), _side(root, "aws", aws_ns), tunnels, root / "psk.secret",
+        nhn_subnet=str(nhn_net), aws_subnet=str(aws_net),
+        nhn_addresses=tuple(str(nhn_net[n]) for n in nhn_hosts),
+        host_addresses=tuple(str(aws_net[n]) for n in aws_hosts),
+        aws_router=str(aws_net[ROUTER_HOST]), host_link=host_link, aws_host_link=aws_host_link,
+    )
+
+
+def _free_subnets() -> tuple[ipaddress.IPv4Network, ipaddress.IPv4Network]:
+    """(NHN /24, AWS /24): the two halves of a random 172.A.B.0/23 the host uses nowhere yet."""
+    used = _host_networks()
+    for _ in range(500):
+        pair = ipaddress.IPv4Network(f"172.{16 + random.randrange(16)}.{2 * random.randrange(128)}.0/23")
+        if not any(pair.overlaps(network) for network in used):
+            nhn, aws = pair.subnets(new_prefix=24)
+            return nhn, aws
+    raise OperationFailed("no 172.16.0.0/12 /23 is free of the host's addresses and routes for the lab VPN")
+
+
+def _host_networks() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 network the host has an address in or a route to (default routes aside)."""
+    found = []
+    for line in _run([IP, "-4", "-o", "addr", "show"]).splitlines():
+        fields = line.split()
+        if "inet" in fields:
+            found.append(ipaddress.IPv4Network(fields[fields.index("inet") + 1], strict=False))
+    for line in _run([IP, "-4", "route", "show", "table", "all"]).splitlines():
+        fields = line.split()
+        destination = fields[1] if fields and fields[0] in _ROUTE_KEYWORDS and len(fields) > 1 else (
+            fields[0] if fields else "default")
+        if destination != "default":
+            with contextlib.suppress(ValueError):
+                found.append(ipaddress.IPv4Network(destination, strict=False))
+    return found
 
 
 def _side(root: Path, name: str, namespace: str) -> Side:
@@ -299,9 +402,11 @@ def _refuse_if_running(root: Path) -> None:
     existing = open_vpn(root)
     live = [side.pid for side in existing.sides if processes.is_alive(side.tracked)] if existing else []
     namespaces = [ns for ns in namespace_names(root) if ns in _namespaces()]
-    if live or namespaces:
+    link = host_link_names(root)[0]
+    links = [link] if _link_exists(link) else []
+    if live or namespaces or links:
         raise RefusedForSafety(
-            f"a lab VPN already runs in {root} (charon PIDs {live}, namespaces {namespaces}); "
+            f"a lab VPN already runs in {root} (charon PIDs {live}, namespaces {namespaces}, host links {links}); "
             "stop it first (drorch.lab.vpn.stop_dir)"
         )
 
@@ -324,7 +429,8 @@ def _bring_up(vpn: VpnLab) -> VpnLab:
 
 
 def _create_network(vpn: VpnLab) -> None:
-    """Two namespaces, one veth pair per tunnel (created straight inside them), protected addresses on lo."""
+    """Two namespaces, one veth pair per tunnel (created straight inside them), the NHN addresses on
+    the nhn namespace's lo, and the host link with its addresses and the host's route to the NHN subnet."""
     for namespace in vpn.namespaces:
         try:
             _ip("netns", "add", namespace)
@@ -337,11 +443,22 @@ def _create_network(vpn: VpnLab) -> None:
     nhn, aws = vpn.namespaces
     for t in vpn.tunnels:
         _ip("link", "add", t.nhn_link, "netns", nhn, "type", "veth", "peer", "name", t.aws_link, "netns", aws)
-        for namespace, link, outside, inside in ((nhn, t.nhn_link, t.nhn_outside, t.nhn_inside),
-                                                 (aws, t.aws_link, t.aws_outside, t.aws_inside)):
+        for namespace, link, outside in ((nhn, t.nhn_link, t.nhn_outside), (aws, t.aws_link, t.aws_outside)):
             _ip("-n", namespace, "addr", "add", f"{outside}/30", "dev", link)
-            _ip("-n", namespace, "addr", "add", f"{inside}/32", "dev", "lo")
             _ip("-n", namespace, "link", "set", link, "up")
+    for address in vpn.nhn_addresses:
+        _ip("-n", nhn, "addr", "add", f"{address}/32", "dev", "lo")
+    prefix = ipaddress.ip_network(vpn.aws_subnet).prefixlen
+    # the host end is created in the host and its peer straight in the aws namespace: deleting
+    # that namespace destroys the pair, with the host's addresses and route on it
+    _ip("link", "add", vpn.host_link, "type", "veth", "peer", "name", vpn.aws_host_link, "netns", aws)
+    _ip("-n", aws, "addr", "add", f"{vpn.aws_router}/{prefix}", "dev", vpn.aws_host_link)
+    _ip("-n", aws, "link", "set", vpn.aws_host_link, "up")
+    _run([IP, "netns", "exec", aws, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    for address in vpn.host_addresses:
+        _ip("addr", "add", f"{address}/{prefix}", "dev", vpn.host_link)
+    _ip("link", "set", vpn.host_link, "up")
+    _ip("route", "add", vpn.nhn_subnet, "via", vpn.aws_router, "dev", vpn.host_link, "src", vpn.host_addresses[0])
 
 
 def _write_configs(vpn: VpnLab) -> None:
@@ -391,7 +508,7 @@ def _swanctl_conf(vpn: VpnLab, side: str, psk: str) -> str:
     """One IKE_SA with one CHILD_SA per tunnel; the nhn side starts them and restarts them after DPD."""
     lines = ["connections {"]
     for t in vpn.tunnels:
-        lines += _connection_lines(t, side)
+        lines += _connection_lines(vpn, t, side)
     lines += ["}", "secrets {", "    ike-vpn {", f"        secret = {psk}"]
     peers = [address for t in vpn.tunnels for address in (t.nhn_outside, t.aws_outside)]
     lines += [f"        id-{n} = {address}" for n, address in enumerate(peers, 1)]
@@ -399,9 +516,9 @@ def _swanctl_conf(vpn: VpnLab, side: str, psk: str) -> str:
     return "\n".join(lines)
 
 
-def _connection_lines(t: Tunnel, side: str) -> list[str]:
+def _connection_lines(vpn: VpnLab, t: Tunnel, side: str) -> list[str]:
     local, remote = (t.nhn_outside, t.aws_outside) if side == "nhn" else (t.aws_outside, t.nhn_outside)
-    local_ts, remote_ts = (t.nhn_inside, t.aws_inside) if side == "nhn" else (t.aws_inside, t.nhn_inside)
+    local_ts, remote_ts = (vpn.nhn_subnet, vpn.aws_subnet) if side == "nhn" else (vpn.aws_subnet, vpn.nhn_subnet)
     initiator = side == "nhn"
     return [
         f"    {t.ike_sa} {{",
@@ -421,8 +538,8 @@ def _connection_lines(t: Tunnel, side: str) -> list[str]:
         "        }",
         "        children {",
         f"            {t.name} {{",
-        f"                local_ts = {local_ts}/32",
-        f"                remote_ts = {remote_ts}/32",
+        f"                local_ts = {local_ts}",
+        f"                remote_ts = {remote_ts}",
         f"                start_action = {'start' if initiator else 'none'}",
         f"                dpd_action = {'restart' if initiator else 'clear'}",
         "            }",
@@ -513,6 +630,16 @@ def _delete_namespaces(namespaces: Iterable[str]) -> None:
     _wait(lambda: not set(present) & set(_namespaces()), 5.0, "namespaces to disappear")
 
 
+def _delete_host_link(link: str) -> None:
+    """The host end normally vanishes with the aws namespace (shortly after: the kernel tears it down
+    asynchronously); delete it if it lingers, e.g. when the namespace was never created."""
+    with contextlib.suppress(OperationFailed):
+        _wait(lambda: not _link_exists(link), 2.0, f"{link} to disappear")
+        return
+    _run([IP, "link", "del", link], allow_failure=True)
+    _wait(lambda: not _link_exists(link), 5.0, f"{link} to disappear")
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -534,6 +661,10 @@ def _describe(vpn: VpnLab, names: list[str]) -> str:
         )
     except OperationFailed as exc:
         return str(exc)
+
+
+def _link_exists(link: str) -> bool:
+    return Path("/sys/class/net", link).exists()
 
 
 def _link_up(namespace: str, link: str) -> bool:
@@ -605,4 +736,11 @@ def _from_json(data: dict[str, Any]) -> VpnLab:
         aws=side(data["aws"]),
         tunnels=tuple(Tunnel(**raw) for raw in data["tunnels"]),
         psk_file=Path(data["psk_file"]),
+        nhn_subnet=data["nhn_subnet"],
+        aws_subnet=data["aws_subnet"],
+        nhn_addresses=tuple(data["nhn_addresses"]),
+        host_addresses=tuple(data["host_addresses"]),
+        aws_router=data["aws_router"],
+        host_link=data["host_link"],
+        aws_host_link=data["aws_host_link"],
     )

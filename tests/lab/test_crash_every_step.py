@@ -22,26 +22,16 @@ import yaml
 from drorch.engine.actions import dns
 from drorch.lab.control import Lab
 from drorch.state.backends import open_journal
-from tests.helpers import wait_for, writable_sites
+from tests.helpers import paused_playbook, stop_process, wait_for, writable_sites
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "failover-to-tokyo.yaml"
 STEPS = [step["name"] for step in yaml.safe_load(PLAYBOOK.read_text())["steps"]]
 PAUSE = "crash here"
 
 
-def paused_before(index: int, directory: Path) -> Path:
-    """The shipped playbook with a long pause inserted before top-level step ``index``."""
-    document = yaml.safe_load(PLAYBOOK.read_text())
-    document["name"] = f"crash-before-{index}"
-    document["steps"].insert(index, {"name": PAUSE, "action": "control.sleep", "with": {"seconds": 60}})
-    path = directory / f"crash-before-{index}.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
-
 @pytest.mark.parametrize("index", range(1, len(STEPS)), ids=[f"before {name}" for name in STEPS[1:]])
 def test_killed_before_a_step_then_resumed(home: Lab, tmp_path: Path, index: int) -> None:
-    book = paused_before(index, tmp_path)
+    book = paused_playbook(PLAYBOOK, STEPS[index], tmp_path, f"crash-before-{index}", pause=PAUSE)
     env = {**os.environ, "DRORCH_CONFIG": str(home.layout.config)}
     journal = open_journal(home.config)
     controller = subprocess.Popen([sys.executable, "-m", "drorch.cli", "failover", "--to", "tokyo", "--yes",
@@ -56,9 +46,7 @@ def test_killed_before_a_step_then_resumed(home: Lab, tmp_path: Path, index: int
         controller.send_signal(signal.SIGKILL)
         controller.wait(timeout=10)
     finally:
-        if controller.poll() is None:
-            controller.kill()
-            controller.wait(timeout=10)
+        stop_process(controller)
     assert len(writable_sites(home)) <= 1  # whatever the moment of the crash: never two writable primaries
     book.write_text(book.read_text().replace("seconds: 60", "seconds: 0"))
     resumed = subprocess.run([sys.executable, "-m", "drorch.cli", "resume", run_id, "--yes", "--output", "json"],

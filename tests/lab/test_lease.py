@@ -22,7 +22,7 @@ from drorch.lab.ports import free_port
 from drorch.serve.daemon import Round, serve
 from drorch.state.backends import holding_lease, open_journal, open_lease
 from drorch.state.lease import Keeper
-from tests.helpers import estate_state, wait_for, writable_sites
+from tests.helpers import estate_state, paused_playbook, wait_for, writable_sites
 
 SWITCHOVER = Path(__file__).resolve().parents[2] / "playbooks" / "switchover.yaml"
 
@@ -52,12 +52,7 @@ def test_a_second_controller_is_refused_then_the_holder_token_is_journaled(home:
 
 
 def test_a_run_that_loses_its_lease_stops_at_the_next_step(home: Lab, tmp_path: Path) -> None:
-    text = SWITCHOVER.read_text().replace("name: switchover", "name: slow-switchover", 1).replace(
-        "  - name: fence the current primary\n",
-        "  - name: a long step\n    action: control.sleep\n    with: {seconds: 3}\n"
-        "  - name: fence the current primary\n", 1)
-    book = tmp_path / "slow-switchover.yaml"
-    book.write_text(text)
+    book = paused_playbook(SWITCHOVER, "fence the current primary", tmp_path, "slow-switchover", seconds=3)
     store = open_lease(home.config)
     keeper = Keeper(store, "this-controller", 30)
     outcome: dict[str, Any] = {}

@@ -12,25 +12,14 @@ from pathlib import Path
 from drorch.engine.actions import dns
 from drorch.lab.control import Lab
 from drorch.state.sqlite import SQLiteJournal
-from tests.helpers import restore_home, wait_for, writable_sites
+from tests.helpers import paused_playbook, restore_home, stop_process, wait_for, writable_sites
 
 SWITCHOVER = Path(__file__).resolve().parents[2] / "playbooks" / "switchover.yaml"
 
 
-def _slow_switchover(tmp_path: Path) -> Path:
-    """The shipped switchover with a long step right after the fence: where a crash hurts most."""
-    text = SWITCHOVER.read_text().replace("name: switchover", "name: slow-switchover", 1).replace(
-        "  - name: wait until the target applied everything\n",
-        "  - name: a long step\n    action: control.sleep\n    with: {seconds: 60}\n"
-        "  - name: wait until the target applied everything\n", 1)
-    path = tmp_path / "slow-switchover.yaml"
-    path.write_text(text)
-    return path
-
-
 def test_sigkill_mid_step_then_resume(lab: Lab, tmp_path: Path) -> None:
     restore_home(lab)
-    book = _slow_switchover(tmp_path)
+    book = paused_playbook(SWITCHOVER, "wait until the target applied everything", tmp_path, "slow-switchover")
     env = {**os.environ, "DRORCH_CONFIG": str(lab.layout.config)}
     journal = SQLiteJournal(lab.config.resolve_path(lab.config.state.path))
 
@@ -52,9 +41,7 @@ def test_sigkill_mid_step_then_resume(lab: Lab, tmp_path: Path) -> None:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
     try:
         assert writable_sites(lab) == []  # seoul fenced, nothing promoted yet: an outage, but no split-brain
         again = drorch("playbook", "run", str(book), "-p", "to=tokyo", "--yes")

@@ -1,8 +1,10 @@
 """The lab VPN on real strongSwan daemons: two tunnels, traffic through them, one failing alone.
 
 No mocks: charon runs in two network namespaces and drorch reads it over VICI from
-the host, as it would read NHN's strongSwan VM. These tests need root (CI runs as
-root); without it they fail, they never skip.
+the host, as it would read NHN's strongSwan VM. Traffic goes from the host (the AWS
+side's subnet) through the aws namespace and a tunnel to an address in the nhn
+namespace. These tests need root (CI runs as root); without it they fail, they
+never skip.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from drorch.errors import InvalidInput, OperationFailed, RefusedForSafety
 from drorch.lab import processes, vpn
 from drorch.providers import strongswan
 
-PORT = 7000  # inside the namespaces only: no clash with anything on the host
+PORT = 7000  # on the nhn namespace's own address: no clash with anything on the host
 
 _SERVER = """
 import socket, sys
@@ -33,26 +35,27 @@ while data := conn.recv(65536):
     conn.sendall(data)
 """
 
-_CLIENT = """
-import socket, sys, time
-host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-deadline = time.monotonic() + float(sys.argv[4])
-while True:
-    try:
-        conn = socket.create_connection((host, port), timeout=1)
-        break
-    except OSError:
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.05)
-conn.settimeout(5)
-conn.sendall(b"x" * size)
-conn.shutdown(socket.SHUT_WR)
-received = 0
-while data := conn.recv(65536):
-    received += len(data)
-print(received)
-"""
+
+
+def _echo(host: str, size: int, timeout: float) -> int:
+    """Send ``size`` bytes from the host to the echo server at ``host`` and count what comes back (-1: no path)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = socket.create_connection((host, PORT), timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                return -1
+            time.sleep(0.05)
+    with conn:
+        conn.settimeout(5)
+        conn.sendall(b"x" * size)
+        conn.shutdown(socket.SHUT_WR)
+        received = 0
+        while data := conn.recv(65536):
+            received += len(data)
+    return received
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +76,9 @@ def _assert_nothing_left(lab: vpn.VpnLab) -> None:
     assert not _charons_named([side.argv0 for side in lab.sides]), "a charon of the lab still runs"
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     assert not [t for t in lab.tunnels if t.nhn_link in links or t.aws_link in links], "veths left on the host"
+    assert lab.host_link not in links, "the host link is left on the host"
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout
+    assert lab.nhn_subnet not in routes, "the host's route to the NHN subnet is left"
     assert vpn.open_vpn(lab.root) is None
 
 
@@ -109,22 +115,46 @@ def _wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _exchange(lab: vpn.VpnLab, tunnel: vpn.Tunnel, size: int, timeout: float = 5.0) -> int:
-    """Echo ``size`` bytes over TCP from the tunnel's nhn address to its aws address; the bytes echoed back."""
+def _exchange(lab: vpn.VpnLab, size: int, timeout: float = 5.0) -> int:
+    """Echo ``size`` bytes over TCP from the host to an echo server on the NHN address; the bytes echoed back."""
     server = subprocess.Popen(
-        ["ip", "netns", "exec", lab.aws.namespace, sys.executable, "-c", _SERVER, tunnel.aws_inside, str(PORT)],
+        ["ip", "netns", "exec", lab.nhn.namespace, sys.executable, "-c", _SERVER, lab.nhn_addresses[0], str(PORT)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        client = subprocess.run(
-            ["ip", "netns", "exec", lab.nhn.namespace, sys.executable, "-c", _CLIENT,
-             tunnel.aws_inside, str(PORT), str(size), str(timeout)],
-            capture_output=True, text=True, timeout=timeout + 10, check=False,
-        )
+        return _echo(lab.nhn_addresses[0], size, timeout)
     finally:
         server.kill()  # by its PID (ip netns exec execs the server in place)
         server.wait(timeout=10)
-    return int(client.stdout) if client.returncode == 0 else -1
+
+
+def _counters(lab: vpn.VpnLab) -> dict[tuple[str, str], tuple[int, int]]:
+    """(side, tunnel) -> (bytes in, bytes out)."""
+    return {(side.name, name): (t.bytes_in, t.bytes_out)
+            for side in lab.sides for name, t in _tunnels(side, lab.children).items()}
+
+
+def _moved(lab: vpn.VpnLab, size: int) -> dict[str, tuple[int, int]]:
+    """Exchange ``size`` bytes each way; per tunnel, the bytes it carried (towards nhn, towards the host).
+
+    Each direction counts as carried when it left one side (out) and arrived on the other (in).
+    """
+    before = _counters(lab)
+    assert _exchange(lab, size) == size
+    after = _counters(lab)
+    delta = {key: (after[key][0] - before[key][0], after[key][1] - before[key][1]) for key in after}
+    moved = {}
+    for name in lab.children:
+        to_nhn = min(delta[("aws", name)][1], delta[("nhn", name)][0])  # out of aws, into nhn
+        to_host = min(delta[("nhn", name)][1], delta[("aws", name)][0])  # out of nhn, into aws
+        moved[name] = (to_nhn, to_host)
+    return moved
+
+
+def _carriers(moved: dict[str, tuple[int, int]], size: int) -> tuple[list[str], list[str]]:
+    """(tunnels that carried the bytes towards nhn, those that carried them back)."""
+    return ([name for name, (to_nhn, _) in moved.items() if to_nhn >= size],
+            [name for name, (_, to_host) in moved.items() if to_host >= size])
 
 
 def test_both_tunnels_up_on_both_sides(lab_vpn: vpn.VpnLab) -> None:
@@ -151,34 +181,57 @@ def test_vici_socket_reachable_from_the_host_mount_namespace(lab_vpn: vpn.VpnLab
     assert (lab_vpn.nhn.directory / "swanctl.conf").stat().st_mode & 0o777 == 0o600
 
 
-def test_traffic_through_a_tunnel_advances_its_byte_counters(lab_vpn: vpn.VpnLab) -> None:
-    tunnel = lab_vpn.tunnels[0]
-    before = {side.name: _tunnels(side, lab_vpn.children) for side in lab_vpn.sides}
-    assert _exchange(lab_vpn, tunnel, 20_000) == 20_000
-    after = {side.name: _tunnels(side, lab_vpn.children) for side in lab_vpn.sides}
-    sent = after["nhn"][tunnel.name].bytes_out - before["nhn"][tunnel.name].bytes_out
-    received = after["aws"][tunnel.name].bytes_in - before["aws"][tunnel.name].bytes_in
-    assert sent >= 20_000 and received >= 20_000
-    assert after["nhn"][tunnel.name].bytes_in - before["nhn"][tunnel.name].bytes_in >= 20_000
-    other = lab_vpn.tunnels[1].name
-    assert after["nhn"][other].bytes_out == before["nhn"][other].bytes_out  # the other tunnel carried none of it
+def test_both_tunnels_protect_the_same_subnets_and_the_host_routes_through_the_aws_side(
+        lab_vpn: vpn.VpnLab) -> None:
+    for side in lab_vpn.sides:
+        conf = (side.directory / "swanctl.conf").read_text()
+        local, remote = (lab_vpn.nhn_subnet, lab_vpn.aws_subnet) if side.name == "nhn" else (
+            lab_vpn.aws_subnet, lab_vpn.nhn_subnet)
+        assert conf.count(f"local_ts = {local}\n") == 2 and conf.count(f"remote_ts = {remote}\n") == 2
+    route = subprocess.run(["ip", "route", "get", lab_vpn.nhn_addresses[0]], capture_output=True, text=True,
+                           check=True).stdout
+    assert f"via {lab_vpn.aws_router} dev {lab_vpn.host_link}" in route
+    assert f"src {lab_vpn.host_addresses[0]}" in route
 
 
-def test_one_tunnel_down_while_the_other_stays_up(lab_vpn: vpn.VpnLab) -> None:
-    first, second = lab_vpn.tunnels
-    vpn.tunnel_down(lab_vpn, first.name)
+def test_traffic_through_the_vpn_advances_one_tunnels_byte_counters(lab_vpn: vpn.VpnLab) -> None:
+    moved = _moved(lab_vpn, 20_000)
+    for direction, carriers in enumerate(_carriers(moved, 20_000)):
+        assert len(carriers) == 1, moved  # one tunnel carries each direction, the other stands by
+        (idle,) = set(lab_vpn.children) - set(carriers)
+        assert moved[idle][direction] == 0, moved  # the standby tunnel carried none of it
+
+
+def test_one_tunnel_down_traffic_moves_to_the_other(lab_vpn: vpn.VpnLab) -> None:
+    (carrier,), _ = _carriers(_moved(lab_vpn, 1000), 1000)  # the one carrying traffic towards nhn
+    (other,) = set(lab_vpn.children) - {carrier}
+    vpn.tunnel_down(lab_vpn, carrier)
     try:
         for side in lab_vpn.sides:
             found = _tunnels(side, lab_vpn.children)
-            assert not found[first.name].up
-            assert found[second.name].up
-        assert _exchange(lab_vpn, first, 1000, timeout=1.0) == -1  # no path any more
-        assert _exchange(lab_vpn, second, 1000) == 1000
+            assert not found[carrier].up
+            assert found[other].up
+        assert _carriers(_moved(lab_vpn, 1000), 1000) == ([other], [other])
     finally:
-        vpn.tunnel_up(lab_vpn, first.name)
+        vpn.tunnel_up(lab_vpn, carrier)
     _wait_for(lambda: all(t.up for side in lab_vpn.sides for t in _tunnels(side, lab_vpn.children).values()),
               10.0, "both tunnels up again on both sides")
-    assert _exchange(lab_vpn, first, 1000) == 1000
+    to_nhn, to_host = _carriers(_moved(lab_vpn, 1000), 1000)
+    assert len(to_nhn) == 1 and len(to_host) == 1  # one tunnel each way again (which one is the daemons' choice)
+
+
+def test_both_tunnels_down_cut_the_path(lab_vpn: vpn.VpnLab) -> None:
+    try:
+        for name in lab_vpn.children:
+            vpn.tunnel_down(lab_vpn, name)
+        started = time.monotonic()
+        assert _exchange(lab_vpn, 1000, timeout=1.0) == -1  # no path, and no unencrypted way around
+        assert time.monotonic() - started < 5
+    finally:
+        for name in lab_vpn.children:
+            vpn.tunnel_up(lab_vpn, name)
+    to_nhn, to_host = _carriers(_moved(lab_vpn, 1000), 1000)
+    assert len(to_nhn) == 1 and len(to_host) == 1
 
 
 def test_tunnel_down_is_idempotent_and_names_are_checked(lab_vpn: vpn.VpnLab) -> None:

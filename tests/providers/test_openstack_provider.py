@@ -24,6 +24,7 @@ from drorch.lab.control import Lab
 from drorch.lab.ports import free_port, wait_listening
 from drorch.providers.openstack import compute, loadbalancer, nks
 from drorch.providers.openstack.connection import connect, open_cloud
+from tests.helpers import stop_process
 
 SERVER = "nhn-app-1"
 LB = "nhn-app-lb"
@@ -202,12 +203,7 @@ def slow_cloud(tmp_path: Path) -> Iterator[openstack.connection.Connection]:
         finally:
             connection.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc, timeout=5)
 
 
 def _wait_for_api(clouds: Path) -> openstack.connection.Connection:

@@ -18,7 +18,7 @@ from drorch.lab.ports import free_port
 from drorch.state.lease import Keeper, LeaseLost, LeaseStore
 from drorch.state.lease_etcd import EtcdLease
 from drorch.state.lease_sqlite import SQLiteLease
-from tests.helpers import wait_for
+from tests.helpers import stop_process, wait_for
 
 StoreFactory = Callable[[], LeaseStore]
 
@@ -47,12 +47,7 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         wait_for(healthy, timeout=20)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
 
 @pytest.fixture(params=["sqlite", "etcd"])

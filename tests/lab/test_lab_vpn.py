@@ -302,3 +302,60 @@ def _charons_named(argv0s: list[str]) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def _cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DRORCH_CONFIG": str(lab.layout.config)}
+    return subprocess.run([sys.executable, "-m", "drorch.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=180, check=False, stdin=subprocess.DEVNULL)
+
+
+def test_failover_to_nhn_across_the_vpn_and_back(vlab: Lab) -> None:
+    there = _cli(vlab, "failover", "--to", "nhn", "--yes", "--output", "json")
+    assert there.returncode == 0, there.stderr
+    document = json.loads(there.stdout)
+    assert document["playbook"] == "failover-to-nhn" and document["lost_transactions"] == 0
+    steps = {s["name"]: s["status"] for s in document["steps"]}
+    assert steps["check the VPN tunnels to AWS"] == "succeeded"
+    ref = _write_on_seoul_primary_or(vlab, "nhn")
+    seoul = vlab.admin("seoul")
+    wait_for(lambda: bool(seoul.query("SELECT 1 FROM shop.orders WHERE client_ref = %s", (ref,))), SEOUL_TIMEOUT)
+    back = _cli(vlab, "failback", "--yes", "--output", "json")
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["to"] == "seoul"
+    assert not vlab.admin("seoul").state().read_only
+
+
+def _write_on_seoul_primary_or(lab: Lab, site: str) -> str:
+    """An order written on ``site`` (the primary now); seoul, its replica across the tunnel, must get it."""
+    ref = f"vpn-{secrets.token_hex(4)}"
+    rows = _on_nhn(lab, "SELECT @@read_only AS ro")
+    assert rows[0]["ro"] == 0, "nhn should be the primary"
+    _on_nhn(lab, "INSERT INTO shop.orders (client_ref, site, amount) VALUES (%s, %s, 1)", (ref, site))
+    return ref
+
+
+def test_refuses_a_stale_nhn_after_a_vpn_outage(vlab: Lab) -> None:
+    """The VPN is down while seoul keeps writing; seoul dies; the VPN comes back: nhn trails tokyo."""
+    from drorch.data import heartbeat
+
+    table = vlab.config.data.heartbeat.table
+    chaos.vpn_down(vlab)
+    try:
+        for seq in range(3):  # tokyo receives these (semi-sync), nhn cannot
+            heartbeat.write(vlab.estate.mysql("seoul"), table, "seoul", int(time.time() * 1000) + seq)
+            time.sleep(0.8)
+        chaos.kill_db(vlab, "seoul")
+    finally:
+        chaos.vpn_up(vlab)
+    try:
+        wait_for(lambda: vlab.admin("nhn").ping(), SEOUL_TIMEOUT)
+        refused = _cli(vlab, "failover", "--to", "nhn", "--yes")
+        assert refused.returncode == 3, refused.stderr
+        assert "nhn's data is within the RPO objective" in refused.stderr and "s behind the freshest copy" in \
+            refused.stderr and "VPN up" in refused.stderr
+        assert vlab.admin("nhn").state().read_only  # nhn was not promoted
+    finally:
+        chaos.heal(vlab)
+        restored = _cli(vlab, "failover", "--to", "seoul", "--yes")  # the restarted seoul, writable again
+        assert restored.returncode == 0, restored.stderr

@@ -1,0 +1,59 @@
+"""`drorch iam-policy`: the least policy for this estate, scoped to its resources, accepted by IAM (moto)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from drorch.lab.control import Lab
+
+
+def policy(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DRORCH_CONFIG": str(lab.layout.config)}
+    return subprocess.run([sys.executable, "-m", "drorch.cli", "iam-policy", *args], capture_output=True, text=True,
+                          env=env, timeout=60, check=False, stdin=subprocess.DEVNULL)
+
+
+def grants(document: dict[str, Any]) -> dict[str, set[str]]:
+    """IAM action -> the resources it is allowed on."""
+    found: dict[str, set[str]] = {}
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for action in statement["Action"]:
+            found.setdefault(action, set()).update(statement["Resource"])
+    return found
+
+
+def test_policy_is_scoped_to_this_estate_and_iam_accepts_it(lab: Lab) -> None:
+    account = lab.state.aws_ready.get("account_id", "123456789012")
+    done = policy(lab, "--account-id", account)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    allowed = grants(document)
+    zone = lab.config.dns.zone_id
+    assert allowed["route53:ChangeResourceRecordSets"] == {f"arn:aws:route53:::hostedzone/{zone}"}
+    assert allowed["ecs:UpdateService"] == {
+        f"arn:aws:ecs:ap-northeast-1:{account}:service/dr-ecs-cluster/dr-fargate-service"}
+    assert allowed["eks:UpdateNodegroupConfig"] == {
+        f"arn:aws:eks:ap-northeast-2:{account}:nodegroup/eks-prod/app-nodes/*"}
+    assert not any(action.endswith("*") for action in allowed)  # never a wildcard action
+    wildcard = {action for action, resources in allowed.items() if "*" in resources}
+    assert wildcard <= {"ec2:DescribeVpnConnections", "cloudwatch:GetMetricStatistics"}  # AWS allows no scoping
+    iam = lab.estate.aws("seoul", "iam")
+    created = iam.create_policy(PolicyName="drorch-least", PolicyDocument=json.dumps(document))
+    iam.delete_policy(PolicyArn=created["Policy"]["Arn"])
+
+
+def test_a_playbook_without_aws_actions_needs_only_the_probes(lab: Lab, tmp_path: Path) -> None:
+    book = tmp_path / "db-only.yaml"
+    book.write_text("name: db-only\nsteps:\n  - name: fence seoul\n    action: mysql.fence\n    with: {site: seoul}\n")
+    document = json.loads(policy(lab, "--playbook", str(book)).stdout)
+    allowed = grants(document)
+    assert "ecs:UpdateService" not in allowed and "route53:ChangeResourceRecordSets" not in allowed
+    assert "ecs:DescribeServices" in allowed  # status and serve still read capacity
+    bad = policy(lab, "--account-id", "12345")
+    assert bad.returncode == 2 and "12 digits" in bad.stderr

@@ -20,9 +20,6 @@ DASHBOARDS = GRAFANA / "dashboards"
 PROMETHEUS_EXAMPLE = GRAFANA / "prometheus" / "prometheus.example.yml"
 RUNBOOKS = REPO / "runbooks"
 
-# Metrics only a drill produces (`drorch drill`): the live test runs a failover, not a drill, so panels
-# reading them are checked for valid queries but not for data.
-NOT_ON_THE_LAB_YET = ("drorch_last_drill_success_timestamp_seconds", "drorch_last_drill_objectives_met")
 # The lab runs no DynamoDB probe-item writer yet, so there is no DynamoDB lag series either.
 NO_LAB_WRITER = 'store="dynamodb"'
 

@@ -1,8 +1,8 @@
 """OpenStack provider against the lab's NHN cloud, through its clouds.yaml and the unmodified openstacksdk.
 
-The lab is shared by every test of the worker: whatever a test stops or scales is
-put back in a ``finally`` block. The waiting paths (power changes and scaling that
-take time) run against a private lab OpenStack API started with a transition delay.
+The lab is shared by every test of the worker: whatever a test stops, scales or resizes
+is put back in a ``finally`` block. The waiting paths (power changes, resizes and scaling
+that take time) run against a private lab OpenStack API started with a transition delay.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
+from unittest import mock
 
 import openstack.connection
+import openstack.exceptions
 import pytest
 import yaml
 
@@ -27,7 +30,10 @@ from drorch.providers.openstack.connection import connect, open_cloud
 from tests.helpers import stop_process
 
 SERVER = "nhn-app-1"
+STANDBY = "nhn-app-2"  # SHUTOFF in the seed
 LB = "nhn-app-lb"
+SMALL, MEDIUM, LARGE = "t2.c1m1", "m2.c2m4", "m2.c4m8"
+MEDIUM_ID = "f1a70000-0000-4000-8000-000000000002"
 CLUSTER, NODEGROUP = "nks-prod", "default-worker"
 
 
@@ -59,6 +65,7 @@ def test_connect_and_list_the_configured_servers(lab: Lab, conn: openstack.conne
     assert [s.name for s in found] == configured.servers == ["nhn-app-1", "nhn-app-2"]
     assert [(s.status, s.power_state) for s in found] == [("ACTIVE", 1), ("SHUTOFF", 4)]
     assert all(s.id and s.task_state is None for s in found)
+    assert [s.flavor for s in found] == [MEDIUM, MEDIUM]
 
 
 def test_unknown_server_is_named(conn: openstack.connection.Connection) -> None:
@@ -168,6 +175,114 @@ def test_site_not_on_openstack(lab: Lab) -> None:
         connect(lab.config, "seoul")
 
 
+# ---------------------------------------------------------------- resize
+
+
+def _server(conn: openstack.connection.Connection, name: str) -> compute.ServerStatus:
+    return compute.servers(conn, [name])[0]
+
+
+def _until_status(conn: openstack.connection.Connection, name: str, status: str, timeout: float = 10) -> None:
+    """Poll until ``name`` is ``status`` with no task, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while (current := _server(conn, name)).status != status or not current.settled:
+        assert time.monotonic() < deadline, f"{name} still {current.status} ({current.task_state})"
+        time.sleep(0.05)
+
+
+def test_resize_up_and_back_is_idempotent(conn: openstack.connection.Connection) -> None:
+    original = _server(conn, SERVER)
+    assert (original.status, original.flavor) == ("ACTIVE", MEDIUM)
+    try:
+        assert compute.resize(conn, SERVER, LARGE, timeout=30) is True
+        assert compute.resize(conn, SERVER, LARGE, timeout=30) is False  # nothing sent: Nova would answer 400
+        resized = _server(conn, SERVER)
+        assert (resized.status, resized.flavor, resized.power_state, resized.task_state) == ("ACTIVE", LARGE, 1, None)
+        assert loadbalancer.wait_online(conn, LB, timeout=10).online
+        assert compute.resize(conn, SERVER, MEDIUM_ID, timeout=30) is True  # a flavor id works as well as a name
+        assert compute.resize(conn, SERVER, MEDIUM, timeout=30) is False
+        assert (_server(conn, SERVER).status, _server(conn, SERVER).flavor) == ("ACTIVE", MEDIUM)
+    finally:
+        compute.resize(conn, SERVER, original.flavor or MEDIUM, timeout=30)
+
+
+def test_resizing_a_shutoff_server_keeps_it_off(conn: openstack.connection.Connection) -> None:
+    original = _server(conn, STANDBY)
+    assert (original.status, original.flavor) == ("SHUTOFF", MEDIUM)
+    try:
+        assert compute.resize(conn, STANDBY, SMALL, timeout=30) is True
+        resized = _server(conn, STANDBY)
+        assert (resized.status, resized.flavor, resized.power_state) == ("SHUTOFF", SMALL, 4)
+        assert _members(loadbalancer.status(conn, LB))[STANDBY] == "OFFLINE"
+    finally:
+        compute.resize(conn, STANDBY, original.flavor or MEDIUM, timeout=30)
+    assert (_server(conn, STANDBY).status, _server(conn, STANDBY).flavor) == ("SHUTOFF", MEDIUM)
+
+
+def test_unknown_flavor_names_the_existing_ones(conn: openstack.connection.Connection) -> None:
+    expected = rf"flavor m9\.huge not found in cloud nhn-lab; it has {MEDIUM}, {LARGE}, {SMALL}$"
+    with pytest.raises(OperationFailed, match=expected):
+        compute.resize(conn, SERVER, "m9.huge", timeout=5)
+    assert _server(conn, SERVER).flavor == MEDIUM
+
+
+def test_lab_nova_refuses_resizes_like_nova(conn: openstack.connection.Connection) -> None:
+    server_id = _server(conn, SERVER).id
+    with pytest.raises(openstack.exceptions.BadRequestException, match="Resize requires a flavor change"):
+        conn.compute.resize_server(server_id, MEDIUM_ID)
+    with pytest.raises(openstack.exceptions.BadRequestException, match="Unable to locate requested flavor"):
+        conn.compute.resize_server(server_id, "no-such-flavor")
+    with pytest.raises(openstack.exceptions.ConflictException, match=r"confirmResize.*in vm_state active"):
+        conn.compute.confirm_server_resize(server_id)
+    with pytest.raises(openstack.exceptions.ConflictException, match=r"revertResize.*in vm_state active"):
+        conn.compute.revert_server_resize(server_id)
+    assert _server(conn, SERVER).flavor == MEDIUM
+
+
+def test_lab_revert_resize_restores_the_old_flavor(conn: openstack.connection.Connection) -> None:
+    large = compute.find_flavor(conn, LARGE)
+    server_id = _server(conn, SERVER).id
+    try:
+        conn.compute.resize_server(server_id, large.id)
+        _until_status(conn, SERVER, "VERIFY_RESIZE")
+        waiting = conn.compute.get_server(server_id)
+        assert (waiting.flavor.name, waiting.vm_state, waiting.power_state) == (LARGE, "resized", 1)
+        with pytest.raises(openstack.exceptions.ConflictException, match=r"resize.*in vm_state resized"):
+            conn.compute.resize_server(server_id, compute.find_flavor(conn, SMALL).id)
+        conn.compute.revert_server_resize(server_id)
+        _until_status(conn, SERVER, "ACTIVE")
+        assert _server(conn, SERVER).flavor == MEDIUM
+        with pytest.raises(openstack.exceptions.ConflictException, match="revertResize"):
+            conn.compute.revert_server_resize(server_id)  # nothing left to revert
+    finally:
+        if _server(conn, SERVER).status == "VERIFY_RESIZE":
+            conn.compute.revert_server_resize(server_id)
+            _until_status(conn, SERVER, "ACTIVE")
+        compute.resize(conn, SERVER, MEDIUM, timeout=30)
+
+
+def test_resize_into_error_gives_novas_fault(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lab never fails a resize, so a stubbed SDK stands in for a cloud that does (no valid host)."""
+    monkeypatch.setattr(compute, "POLL_SECONDS", 0.01)
+
+    def server(status: str, task: str | None) -> SimpleNamespace:
+        return SimpleNamespace(name="app", id="s1", status=status, power_state=1, task_state=task,
+                               flavor=SimpleNamespace(original_name="small", id="small"),
+                               fault={"code": 500, "message": "No valid host was found."})
+
+    fake = mock.Mock()
+    fake.config.name = "stub"
+    fake.compute.find_flavor.return_value = SimpleNamespace(id="f-big", name="big")
+    fake.compute.servers.return_value = [server("ACTIVE", None)]
+    fake.compute.get_server.side_effect = [server("RESIZE", "resize_prep"), server("ERROR", None),
+                                           server("ERROR", None)]
+    conn = cast(openstack.connection.Connection, fake)
+    with pytest.raises(OperationFailed, match=r"^OpenStack server app went into ERROR resizing to big: No valid host"):
+        compute.resize(conn, "app", "big", timeout=5)
+    fake.compute.resize_server.assert_called_once_with("s1", "f-big")
+    fake.compute.confirm_server_resize.assert_not_called()
+
+
 # ---------------------------------------------------------------- waiting, on a private slow cloud
 
 PASSWORD = "slow-Pa55word"
@@ -235,3 +350,27 @@ def test_scaling_waits_for_update_complete(slow_cloud: openstack.connection.Conn
     assert nks.nodegroup(slow_cloud, CLUSTER, NODEGROUP).status == "UPDATE_IN_PROGRESS"
     scaled = nks.scale(slow_cloud, CLUSTER, NODEGROUP, 4, timeout=10)  # waits out the running update first
     assert (scaled.node_count, scaled.status) == (4, "UPDATE_COMPLETE")
+
+
+def test_resize_waits_through_verify_resize(slow_cloud: openstack.connection.Connection) -> None:
+    expected = r"nhn-app-1 is still RESIZE \(resize_prep\) after 0 s resizing to m2\.c4m8$"
+    with pytest.raises(OperationFailed, match=expected):
+        compute.resize(slow_cloud, SERVER, LARGE, timeout=0)
+    server_id = _server(slow_cloud, SERVER).id
+    with pytest.raises(openstack.exceptions.ConflictException, match="in task_state resize_"):
+        slow_cloud.compute.resize_server(server_id, compute.find_flavor(slow_cloud, SMALL).id)
+    assert compute.resize(slow_cloud, SERVER, LARGE, timeout=10) is True  # picks up the resize under way
+    resized = _server(slow_cloud, SERVER)
+    assert (resized.status, resized.flavor, resized.task_state) == ("ACTIVE", LARGE, None)
+
+    # A resize left waiting for confirmation: to the flavor asked for, it is confirmed; to another one, refused.
+    slow_cloud.compute.resize_server(server_id, MEDIUM_ID)
+    _until_status(slow_cloud, SERVER, "VERIFY_RESIZE")
+    with pytest.raises(OperationFailed, match=f"waits to confirm a resize to {MEDIUM}, not {SMALL}: confirm or revert"):
+        compute.resize(slow_cloud, SERVER, SMALL, timeout=10)
+    assert compute.resize(slow_cloud, SERVER, MEDIUM, timeout=10) is True
+    assert (_server(slow_cloud, SERVER).status, _server(slow_cloud, SERVER).flavor) == ("ACTIVE", MEDIUM)
+
+    # A SHUTOFF server passes through RESIZE and VERIFY_RESIZE powered off and comes back SHUTOFF.
+    assert compute.resize(slow_cloud, STANDBY, SMALL, timeout=10) is True
+    assert (_server(slow_cloud, STANDBY).status, _server(slow_cloud, STANDBY).flavor) == ("SHUTOFF", SMALL)

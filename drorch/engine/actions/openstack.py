@@ -1,9 +1,11 @@
-"""OpenStack (NHN Cloud) actions: power a site's application servers on or off, wait for its load balancer.
+"""OpenStack (NHN Cloud) actions: power a site's application servers on or off, resize one, wait for its load
+balancer.
 
 A warm NHN standby keeps some servers SHUTOFF to save cost; failover starts them and
 failback stops them again. Nova refuses to start a running server, so each server is
 read first and only the ones not yet in the target state are changed (the provider
-waits until each one settles).
+waits until each one settles). A resize is confirmed by the action and leaves the server
+in the power state it had.
 """
 
 from __future__ import annotations
@@ -68,6 +70,43 @@ def server_start_action(ctx: ActionContext, p: ServersParams) -> dict[str, Any]:
 def server_stop_action(ctx: ActionContext, p: ServersParams) -> dict[str, Any]:
     """Power off the site's OpenStack servers (default: those in its config) and wait until each is SHUTOFF."""
     return _power(ctx, p, "SHUTOFF")
+
+
+class ResizeParams(Params):
+    site: str
+    server: str = Field(min_length=1)
+    flavor: str = Field(min_length=1)  # a flavor name or id
+    timeout: float = Field(default=600.0, gt=0, le=3600)
+
+
+def _flavor(server: compute.ServerStatus) -> str | None:
+    return server.flavor or server.flavor_id
+
+
+def plan_resize(ctx: ActionContext, p: ResizeParams) -> list[str]:
+    conn = ctx.estate.openstack(p.site)
+    target = compute.find_flavor(conn, p.flavor)
+    found = compute.servers(conn, [p.server])[0]
+    if not compute.needs_resize(found, target):
+        return []
+    return [f"{p.site} server {found.name}: flavor {_flavor(found)} -> {target.name}"]
+
+
+@action("openstack.server_resize", ResizeParams, plan=plan_resize)
+def server_resize_action(ctx: ActionContext, p: ResizeParams) -> dict[str, Any]:
+    """Resize one OpenStack server of the site to a flavor (name or id), confirm the resize and wait until the
+    server is back in the status it had (a SHUTOFF server stays off)."""
+    conn = ctx.estate.openstack(p.site)
+    target = compute.find_flavor(conn, p.flavor)
+    before = compute.servers(conn, [p.server])[0]
+    changed = compute.resize(conn, p.server, target.id, p.timeout)
+    after = compute.servers(conn, [p.server])[0]
+    if compute.needs_resize(after, target):
+        raise OperationFailed(
+            f"{p.site} server {p.server} is {after.status} on flavor {_flavor(after)} after the resize to {target.name}"
+        )
+    return {"server": p.server, "flavor": target.name, "previous": _flavor(before), "status": after.status,
+            "changed": changed}
 
 
 class LoadBalancerParams(Params):

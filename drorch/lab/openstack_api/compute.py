@@ -1,13 +1,19 @@
-"""Nova (compute v2.1): servers with start/stop actions, flavors, and microversion negotiation.
+"""Nova (compute v2.1): servers with start/stop/resize actions, flavors, and microversion negotiation.
 
 openstacksdk negotiates a microversion from the discovery document and sends it on every
 call, so the lab advertises a real range and echoes the chosen version like Nova does.
 Power actions follow Nova's rules: starting an ACTIVE server is a 409, not a no-op, because
 drorch's action layer, not the cloud, is responsible for idempotency.
+
+A resize runs like Nova's: ``resize`` (202) takes an ACTIVE or SHUTOFF server through status
+RESIZE (task_state resize_prep, resize_migrating, resize_migrated, resize_finish) to
+VERIFY_RESIZE, where it already has the new flavor; ``confirmResize`` (204) then settles it back
+in the status it had (ACTIVE or SHUTOFF) and ``revertResize`` (202) restores the old flavor.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -18,7 +24,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from drorch.lab.openstack_api.config import ApiConfig
 from drorch.lab.openstack_api.keystone import CatalogEntry
-from drorch.lab.openstack_api.state import Flavor, LabState, Server, utcnow
+from drorch.lab.openstack_api.state import Flavor, LabState, Resize, Server, utcnow
 from drorch.lab.openstack_api.web import json_body, token_guard
 
 log = logging.getLogger(__name__)
@@ -31,6 +37,8 @@ MAX_VERSION = (2, 79)
 _FAULT_NAMES = {400: "badRequest", 404: "itemNotFound", 409: "conflictingRequest"}
 _POWER_STATE = {"ACTIVE": 1, "SHUTOFF": 4}
 _VM_STATE = {"ACTIVE": "active", "SHUTOFF": "stopped"}
+_RESIZE_TASKS = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish")
+_ACTIONS = ("os-start", "os-stop", "resize", "confirmResize", "revertResize")
 
 
 def _fmt(version: tuple[int, int]) -> str:
@@ -122,6 +130,18 @@ def _server_flavor(config: ApiConfig, state: LabState, server: Server) -> dict[s
     }
 
 
+def _vm_state(server: Server) -> str:
+    """Nova's vm_state: ``resized`` from VERIFY_RESIZE on, else that of the status the server rests in."""
+    if server.status in ("VERIFY_RESIZE", "REVERT_RESIZE"):
+        return "resized"
+    return _VM_STATE[server.resize.source_status if server.resize else server.status]
+
+
+def _power_state(server: Server) -> int:
+    """A resize keeps the guest's power: running if it was ACTIVE, shut down if it was SHUTOFF."""
+    return _POWER_STATE[server.resize.source_status if server.resize else server.status]
+
+
 def _server_view(config: ApiConfig, state: LabState, server: Server) -> dict[str, Any]:
     mac = "fa:16:3e:" + ":".join(server.id.replace("-", "")[-6:][i : i + 2] for i in (0, 2, 4))
     return {
@@ -155,8 +175,8 @@ def _server_view(config: ApiConfig, state: LabState, server: Server) -> dict[str
         "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": "kr-pub-a",
         "OS-EXT-STS:task_state": server.task_state,
-        "OS-EXT-STS:vm_state": _VM_STATE[server.status],
-        "OS-EXT-STS:power_state": _POWER_STATE[server.status],
+        "OS-EXT-STS:vm_state": _vm_state(server),
+        "OS-EXT-STS:power_state": _power_state(server),
         "OS-SRV-USG:launched_at": server.created.strftime("%Y-%m-%dT%H:%M:%S.000000"),
         "OS-SRV-USG:terminated_at": None,
         "os-extended-volumes:volumes_attached": [],
@@ -174,21 +194,26 @@ def _listed(state: LabState) -> list[Server]:
     ]
 
 
+def _busy(server: Server, action: str, vm_states: tuple[str, ...]) -> Response | None:
+    """Nova's ``check_instance_state``: a 409 unless no task runs and the vm_state is one of ``vm_states``."""
+    if server.task_state is not None:
+        return nova_error(
+            409, f"Cannot '{action}' instance {server.id} while it is in task_state {server.task_state}"
+        )
+    if _vm_state(server) not in vm_states:
+        return nova_error(409, f"Cannot '{action}' instance {server.id} while it is in vm_state {_vm_state(server)}")
+    return None
+
+
 def _power(config: ApiConfig, state: LabState, server: Server, action: str) -> Response:
     """Apply os-start/os-stop with Nova's state checks; the change lands after transition_seconds."""
     wanted_from, target, task = {
         "os-start": ("SHUTOFF", "ACTIVE", "powering-on"),
         "os-stop": ("ACTIVE", "SHUTOFF", "powering-off"),
     }[action]
-    verb = action.removeprefix("os-")
-    if server.task_state is not None:
-        return nova_error(
-            409, f"Cannot '{verb}' instance {server.id} while it is in task_state {server.task_state}"
-        )
-    if server.status != wanted_from:
-        return nova_error(
-            409, f"Cannot '{verb}' instance {server.id} while it is in vm_state {_VM_STATE[server.status]}"
-        )
+    refused = _busy(server, action.removeprefix("os-"), (_VM_STATE[wanted_from],))
+    if refused is not None:
+        return refused
     server.task_state = task
     server.updated = utcnow()
 
@@ -198,6 +223,67 @@ def _power(config: ApiConfig, state: LabState, server: Server, action: str) -> R
 
     state.schedule(config.transition_seconds, finish)
     return Response(status=202)
+
+
+def _resize(config: ApiConfig, state: LabState, server: Server, args: Any) -> Response:
+    """Start a resize to ``args["flavorRef"]`` (an id or a flavor link); it reaches VERIFY_RESIZE later."""
+    ref = args.get("flavorRef") if isinstance(args, dict) else None
+    if not isinstance(ref, str | int) or isinstance(ref, bool) or not str(ref):
+        return nova_error(
+            400, f"Invalid input for field/attribute resize. Value: {args!r}. 'flavorRef' is a required property"
+        )
+    refused = _busy(server, "resize", ("active", "stopped"))
+    if refused is not None:
+        return refused
+    flavor_id = str(ref).rstrip("/").rsplit("/", 1)[-1]
+    flavor = next((f for f in state.flavors if f.id == flavor_id), None)
+    if flavor is None:
+        return nova_error(400, "Unable to locate requested flavor.")
+    if flavor.id == server.flavor_id:
+        return nova_error(400, "Resize requires a flavor change.")
+    resize = Resize(old_flavor_id=server.flavor_id, new_flavor_id=flavor.id, source_status=server.status)
+    server.resize, server.status, server.task_state, server.updated = resize, "RESIZE", _RESIZE_TASKS[0], utcnow()
+
+    def advance(task: str) -> None:
+        server.task_state, server.updated = task, utcnow()
+
+    def finish() -> None:
+        # Nova gives the instance its new flavor in finish_resize, before the user confirms.
+        server.flavor_id, server.status, server.task_state = resize.new_flavor_id, "VERIFY_RESIZE", None
+        resize.status, server.updated = "finished", utcnow()
+        log.info("server %s is resized to %s, waiting for confirmation", server.name, flavor.name)
+
+    # Every stage is scheduled now, spread over one transition, so polling slower than the stages
+    # still sees the resize end on time.
+    step = config.transition_seconds / len(_RESIZE_TASKS)
+    for i, task in enumerate(_RESIZE_TASKS[1:], start=1):
+        state.schedule(step * i, functools.partial(advance, task))
+    state.schedule(config.transition_seconds, finish)
+    return Response(status=202)
+
+
+def _end_resize(config: ApiConfig, state: LabState, server: Server, action: str) -> Response:
+    """``confirmResize`` (204) keeps the new flavor, ``revertResize`` (202) restores the old one."""
+    refused = _busy(server, action, ("resized",))
+    if refused is not None:
+        return refused
+    resize = server.resize
+    if resize is None or resize.status != "finished":
+        return nova_error(400, "Instance has not been resized.")
+    confirming = action == "confirmResize"
+    resize.status = "confirming" if confirming else "reverting"
+    if not confirming:
+        server.status, server.task_state = "REVERT_RESIZE", "resize_reverting"
+    server.updated = utcnow()
+
+    def finish() -> None:
+        if not confirming:
+            server.flavor_id = resize.old_flavor_id
+        server.status, server.task_state, server.resize, server.updated = resize.source_status, None, None, utcnow()
+        log.info("server %s resize %s, it is %s", server.name, "confirmed" if confirming else "reverted", server.status)
+
+    state.schedule(config.transition_seconds, finish)
+    return Response(status=204 if confirming else 202)
 
 
 def blueprints(config: ApiConfig, state: LabState) -> list[Blueprint]:
@@ -259,13 +345,17 @@ def blueprints(config: ApiConfig, state: LabState) -> list[Blueprint]:
     @api.post("/servers/<server_id>/action")
     def server_action(server_id: str) -> Response:
         body = json_body()
-        actions = [k for k in body if k in ("os-start", "os-stop")] if isinstance(body, dict) else []
+        actions = [k for k in body if k in _ACTIONS] if isinstance(body, dict) else []
         if len(actions) != 1:
-            return nova_error(400, "The lab supports exactly one of the actions os-start and os-stop.")
+            return nova_error(400, f"The lab supports exactly one of the actions {', '.join(_ACTIONS)}.")
         with state.transaction() as db:
             server = db.server(server_id)
             if server is None:
                 return nova_error(404, f"Instance {server_id} could not be found.")
+            if actions[0] == "resize":
+                return _resize(config, db, server, body["resize"])
+            if actions[0] in ("confirmResize", "revertResize"):
+                return _end_resize(config, db, server, actions[0])
             return _power(config, db, server, actions[0])
 
     @api.get("/flavors")

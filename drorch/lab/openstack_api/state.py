@@ -36,8 +36,27 @@ class Flavor:
 
 
 @dataclass
+class Resize:
+    """A resize under way, Nova's migration record for it.
+
+    ``source_status`` (ACTIVE or SHUTOFF) is where confirming or reverting returns the server;
+    ``status`` follows Nova's migration: ``migrating`` until the server is VERIFY_RESIZE, then
+    ``finished`` (waiting to be confirmed or reverted), then ``confirming`` or ``reverting``.
+    """
+
+    old_flavor_id: str
+    new_flavor_id: str
+    source_status: str
+    status: str = "migrating"
+
+
+@dataclass
 class Server:
-    """A Nova server: ``status`` is ACTIVE or SHUTOFF; ``task_state`` is set while a power change is due."""
+    """A Nova server.
+
+    ``status`` is ACTIVE or SHUTOFF at rest; while a resize is under way (``resize`` set) it is
+    RESIZE, VERIFY_RESIZE or REVERT_RESIZE. ``task_state`` is set while a change is due.
+    """
 
     id: str
     name: str
@@ -50,6 +69,7 @@ class Server:
     created: datetime
     updated: datetime
     task_state: str | None = None
+    resize: Resize | None = None
 
 
 @dataclass

@@ -128,24 +128,23 @@ def _aws_telemetry(lab: Lab, tunnels: vpn.VpnLab, name: str, status: str) -> Non
 
 def vpn_down(lab: Lab, tunnel: str | None = None) -> list[str]:
     """Take ``tunnel`` (both when None) down; returns the tunnels that were up."""
-    tunnels = _vpn(lab)
-    names = _chosen(tunnels, tunnel)
-    before = _up_now(tunnels)
-    for name in names:
-        vpn.tunnel_down(tunnels, name)
-        _aws_telemetry(lab, tunnels, name, "DOWN")
-    return [name for name in names if before[name]]
+    return _switch(lab, tunnel, up=False)
 
 
 def vpn_up(lab: Lab, tunnel: str | None = None) -> list[str]:
     """Bring ``tunnel`` (both when None) up and wait until it is INSTALLED; returns the tunnels that were down."""
+    return _switch(lab, tunnel, up=True)
+
+
+def _switch(lab: Lab, tunnel: str | None, up: bool) -> list[str]:
+    """Both sides of the VPN at once: the strongSwan tunnel and the AWS side's telemetry; returns what changed."""
     tunnels = _vpn(lab)
     names = _chosen(tunnels, tunnel)
     before = _up_now(tunnels)
     for name in names:
-        vpn.tunnel_up(tunnels, name)
-        _aws_telemetry(lab, tunnels, name, "UP")
-    return [name for name in names if not before[name]]
+        (vpn.tunnel_up if up else vpn.tunnel_down)(tunnels, name)
+        _aws_telemetry(lab, tunnels, name, "UP" if up else "DOWN")
+    return [name for name in names if before[name] != up]
 
 
 def heal(lab: Lab) -> list[str]:

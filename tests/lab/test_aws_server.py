@@ -24,6 +24,7 @@ import boto3
 import pytest
 
 from drorch.lab.ports import free_port
+from tests.helpers import stop_process
 
 ACCOUNT = "210987654321"
 SEED: dict[str, Any] = {
@@ -91,13 +92,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], ready_file: Path) -> bool:
 
 def _stop(proc: subprocess.Popen[bytes]) -> int:
     """Stop by PID: SIGTERM, bounded wait, then SIGKILL."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT_S)
+    stop_process(proc, STOP_TIMEOUT_S)
     return proc.returncode
 
 

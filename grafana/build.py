@@ -318,18 +318,14 @@ def failovers() -> Json:
                  text_mode="value_and_name", steps=((None, BLUE),), decimals=0), 8, 4)
 
     lay.row("History")
-    lay.add(timeseries(
-        "RTO per run vs the objective", "Each step of the line is a new failover's RTO; the dashed line is the "
-        "objective.",
-        [target(f"drorch_last_failover_rto_seconds{{{ENV}}}", "RTO of the newest failover"),
-         target(f'max(drorch_objective_seconds{{{ENV},objective="rto"}})', "RTO objective", ref="B")],
-        unit="s", objective="RTO objective", step=True), 12, 8)
-    lay.add(timeseries(
-        "RPO per run vs the objective", "Each step of the line is a new failover's RPO; the dashed line is the "
-        "objective.",
-        [target(f"drorch_last_failover_rpo_seconds{{{ENV}}}", "RPO of the newest failover"),
-         target(f'max(drorch_objective_seconds{{{ENV},objective="rpo"}})', "RPO objective", ref="B")],
-        unit="s", objective="RPO objective", step=True), 12, 8)
+    for objective in ("rto", "rpo"):
+        name = objective.upper()
+        lay.add(timeseries(
+            f"{name} per run vs the objective",
+            f"Each step of the line is a new failover's {name}; the dashed line is the objective.",
+            [target(f"drorch_last_failover_{objective}_seconds{{{ENV}}}", f"{name} of the newest failover"),
+             target(f'max(drorch_objective_seconds{{{ENV},objective="{objective}"}})', f"{name} objective", ref="B")],
+            unit="s", objective=f"{name} objective", step=True), 12, 8)
     lay.add(bargauge(
         "Step durations of the newest run", "Per playbook, each step of its newest run: where the RTO went.",
         [target(f'drorch_playbook_step_duration_seconds{{{ENV},playbook=~"$playbook"}}', "{{playbook}}: {{step}}",

@@ -55,7 +55,7 @@ def drill_command(
 @handle_errors
 def report_command(
     run_id: str = typer.Argument(..., help="a drill or failover run (see `drorch runs list`)"),
-    format: str = typer.Option("md", "--format", help="md or json"),
+    format: str = typer.Option("md", "--format", help="md, json, or html (one self-contained file with a timeline)"),
     config: Path | None = ConfigOption,
 ) -> None:
     """The report of a drill or failover run: objectives against what was measured, and every step."""
@@ -64,13 +64,18 @@ def report_command(
     from drorch.errors import InvalidInput
     from drorch.state.backends import open_journal
 
-    if format not in ("md", "json"):
-        raise InvalidInput(f"--format {format}: choose md or json")
+    if format not in ("md", "json", "html"):
+        raise InvalidInput(f"--format {format}: choose md, json or html")
     cfg = load_config(find_config_path(config))
-    record = open_journal(cfg).run(run_id)
+    journal = open_journal(cfg)
+    record = journal.run(run_id)
     if record is None:
         raise InvalidInput(f"no run '{run_id}' in the journal; see `drorch runs list`")
     if format == "json":
         emit_json(document(record))
+    elif format == "html":
+        from drorch.drill.html import render
+
+        sys.stdout.write(render(record, journal))
     else:
         print(markdown(record))

@@ -87,7 +87,8 @@ def drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Prog
     objectives = _judge(config.objectives.rto_seconds, config.objectives.rpo_seconds, measured)
     status = "succeeded" if all(v["met"] for v in objectives.values()) else "missed"
     summary = {"mode": "switchover", "to": to, "home": home, "measured": measured, "objectives": objectives,
-               "failover_run": results["there"].run_id, "failback_run": results["back"].run_id}
+               "failover_run": results["there"].run_id, "failback_run": results["back"].run_id,
+               "outages": truth["outages"]}  # wall-clock windows of the client's failed writes, for the timeline
     run.finish(status, summary)
     return DrillResult(run.run_id, to, home, status, measured, objectives, results["there"].run_id,
                        results["back"].run_id)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import xml.dom.minidom
 from pathlib import Path
 
 import yaml
@@ -44,6 +46,15 @@ def test_switchover_drill_measures_ground_truth_and_leaves_the_estate_as_it_was(
     journal = open_journal(home.config)
     report = drorch(home.layout.config, "report", result["run_id"])
     assert report.returncode == 0 and "| RTO |" in report.stdout and "fail back to seoul" in report.stdout
+    html = drorch(home.layout.config, "report", result["run_id"], "--format", "html")
+    assert html.returncode == 0 and html.stdout.startswith("<!doctype html>")
+    svg = re.search(r"<svg.*?</svg>", html.stdout, re.S)
+    assert svg is not None
+    xml.dom.minidom.parseString(svg.group(0))  # well-formed SVG
+    # the drill's steps and its failover's steps (fence, promote, DNS) are all on the timeline
+    for step in ("start the client load", "fence the current primary", "promote tokyo", "point DNS at tokyo",
+                 "stop the load and check every acknowledged write"):
+        assert f"<title>{step}" in svg.group(0) or f"<title>  {step}" in svg.group(0), step
     metrics = registry.create(home.config)
     registry.update_runs(metrics, journal.runs(50))
     assert metrics.registry.get_sample_value("drorch_last_drill_objectives_met", {"to": "tokyo"}) == 1

@@ -79,3 +79,27 @@ def report_command(
         sys.stdout.write(render(record, journal))
     else:
         print(markdown(record))
+
+
+@handle_errors
+def drills_command(config: Path | None = ConfigOption, output: Output = OutputOption) -> None:
+    """The drills `drorch serve` runs on schedule: last result and next run (UTC)."""
+    import time
+
+    from drorch.config import find_config_path, load_config
+    from drorch.drill.schedule import states
+    from drorch.state.backends import open_journal
+
+    cfg = load_config(find_config_path(config))
+    rows = [{"name": s.drill.name, "to": s.drill.to, "mode": s.drill.mode, "schedule": s.drill.schedule,
+             "last_run": s.last.run_id if s.last else None, "last_status": s.last.status if s.last else None,
+             "next_run": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s.next_at))}
+            for s in states(cfg, open_journal(cfg), time.time())]
+    if output == Output.json:
+        emit_json({"drills": rows})
+        return
+    if not rows:
+        print("no drills configured (add `drills:` to the config)")
+    for row in rows:
+        last = f"{row['last_status']} ({row['last_run']})" if row["last_run"] else "never run"
+        print(f"{row['name']}: {row['mode']} to {row['to']}, '{row['schedule']}'; last {last}; next {row['next_run']}")

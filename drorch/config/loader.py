@@ -72,6 +72,14 @@ def _reference_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
     for index, name in enumerate(config.automation.candidates):
         if name not in sites:
             yield ("automation", "candidates", index), f"unknown site '{name}' (known: {known})"
+    names = [drill.name for drill in config.drills]
+    for index, drill in enumerate(config.drills):
+        if drill.to not in sites:
+            yield ("drills", index, "to"), f"unknown site '{drill.to}' (known: {known})"
+        elif drill.to in primaries:
+            yield ("drills", index, "to"), f"'{drill.to}' is the home primary: a drill goes to a standby and back"
+        if names.count(drill.name) > 1:
+            yield ("drills", index, "name"), f"drill name '{drill.name}' is used twice"
     for index, pair in enumerate(config.data.mysql.semi_sync):
         for name in pair:
             if name not in sites:

@@ -7,10 +7,11 @@ loaded config is an immutable snapshot the rest of drorch can share freely.
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Model(BaseModel):
@@ -207,6 +208,29 @@ class State(Model):
     lease: Lease = Lease()
 
 
+class DrillSchedule(Model):
+    """A drill ``drorch serve`` runs on its own (the lease holder only), on a cron schedule in UTC."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    to: str = Field(description="the site to fail over to and back from")
+    mode: Literal["switchover"] = "switchover"
+    load: float = Field(default=20.0, ge=1, le=500, description="client writes per second (lab load)")
+    schedule: str = Field(description="cron, five fields, UTC: e.g. '0 3 * * 1' for Mondays 03:00")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from datetime import datetime
+
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(value, datetime.now(UTC))
+        except CronSimError as exc:
+            raise ValueError(f"not a cron expression ({exc}); write five fields, e.g. '0 3 * * 1'") from None
+        return value
+
+
 class Config(Model):
     service: str
     objectives: Objectives = Objectives()
@@ -217,6 +241,7 @@ class Config(Model):
     detection: Detection = Detection()
     automation: Automation = Automation()
     metrics: Metrics = Metrics()
+    drills: list[DrillSchedule] = Field(default_factory=list, description="drills serve runs on a schedule")
     playbooks: Path | None = Field(default=None, description=(
         "directory of playbooks for failover/failback/plan; default: playbooks/ next to this file, "
         "else the ones shipped with drorch"))

@@ -52,8 +52,11 @@ class DrillResult:
 
 
 def drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Progress | None = None,
-          options: Options = PREAPPROVED, settle: float = SETTLE_SECONDS) -> DrillResult:
-    """Fail over to ``to`` and back while the lab's client writes ``rate`` orders per second."""
+          options: Options = PREAPPROVED, settle: float = SETTLE_SECONDS, schedule: str | None = None) -> DrillResult:
+    """Fail over to ``to`` and back while the lab's client writes ``rate`` orders per second.
+
+    ``schedule`` names the configured drill that ``serve`` is running (None: run by hand).
+    """
     config = estate.config
     config.site(to)
     home = config.primary_site
@@ -62,7 +65,8 @@ def drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Prog
                            f"(choose one of {', '.join(s for s in config.sites if s != home)})")
     lab = _lab_of(estate)
     log = config.resolve_path(Path("drills")) / f"load-{int(time.time())}.jsonl"
-    run = Run("drill", {"mode": "switchover", "to": to, "home": home, "load_rate": rate}, progress, journal)
+    run = Run("drill", {"mode": "switchover", "to": to, "home": home, "load_rate": rate, "schedule": schedule},
+              progress, journal)
     stop = threading.Event()
     loader = threading.Thread(target=_load, args=(lab, rate, log, stop), name="drill-load", daemon=True)
     results: dict[str, FailoverResult] = {}
@@ -76,7 +80,7 @@ def drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Prog
     except DrorchError as exc:
         stop.set()
         loader.join(timeout=30)
-        run.finish("failed", {"mode": "switchover", "to": to, "error": str(exc),
+        run.finish("failed", {"mode": "switchover", "to": to, "schedule": schedule, "error": str(exc),
                               "failover_run": _id(results.get("there")), "failback_run": _id(results.get("back"))})
         raise
     finally:
@@ -86,7 +90,8 @@ def drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Prog
     measured = _measured(results["there"], truth, log)
     objectives = _judge(config.objectives.rto_seconds, config.objectives.rpo_seconds, measured)
     status = "succeeded" if all(v["met"] for v in objectives.values()) else "missed"
-    summary = {"mode": "switchover", "to": to, "home": home, "measured": measured, "objectives": objectives,
+    summary = {"mode": "switchover", "to": to, "home": home, "schedule": schedule, "measured": measured,
+               "objectives": objectives,
                "failover_run": results["there"].run_id, "failback_run": results["back"].run_id,
                "outages": truth["outages"]}  # wall-clock windows of the client's failed writes, for the timeline
     run.finish(status, summary)

@@ -17,6 +17,7 @@ from prometheus_client import start_http_server
 
 from drorch.config.schema import Config
 from drorch.data import heartbeat
+from drorch.drill.schedule import Scheduler
 from drorch.metrics import registry
 from drorch.probes.collect import Collector, FaultInjector
 from drorch.probes.detector import Detector, Verdicts, writable_sites
@@ -57,6 +58,7 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
     detector = Detector(config)
     journal = open_journal(config)
     leadership = Leadership(open_lease(config), config.state.lease.ttl_seconds)
+    drills = Scheduler(config, journal, since=time.time())
     writable_now: list[str] = []
     writer = heartbeat.Writer(estate.mysql, lambda: writable_now[0] if len(writable_now) == 1 else None,
                               config.data.heartbeat.table, config.data.heartbeat.interval_seconds)
@@ -76,6 +78,8 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
             registry.update_lease(metrics, leadership.holder, leader)
             decision = (automation.consider(estate, journal, snapshot, verdicts, writer.last_written, leadership.keeper)
                         if leader else automation.Decision(False, f"standing by: {leadership.why_not}"))
+            if leader and not decision.acted and config.drills:
+                drills.run_due(estate, leadership.keeper, time.time())
             registry.update_runs(metrics, journal.runs(200))
             journal.publish_status(snapshot.at, report(estate, snapshot, readiness).to_json(estate))
             if on_round is not None:

@@ -131,3 +131,13 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout)
+
+
+def drorch_cli(config: Path, *args: str, timeout: float = 240.0) -> subprocess.CompletedProcess[str]:
+    """The ``drorch`` command as on-call runs it: a fresh process, this config, no terminal to ask on."""
+    import os
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "drorch.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "DRORCH_CONFIG": str(config)}, stdin=subprocess.DEVNULL,
+                          timeout=timeout, check=False)

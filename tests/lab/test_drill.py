@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import xml.dom.minidom
 from pathlib import Path
 
@@ -19,19 +16,13 @@ from drorch.lab.control import Lab
 from drorch.metrics import registry
 from drorch.providers.aws import ecs
 from drorch.state.backends import open_journal
-from tests.helpers import writable_sites
-
-
-def drorch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DRORCH_CONFIG": str(config)}
-    return subprocess.run([sys.executable, "-m", "drorch.cli", *args], capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL, timeout=240, check=False)
+from tests.helpers import drorch_cli, writable_sites
 
 
 def test_switchover_drill_measures_ground_truth_and_leaves_the_estate_as_it_was(home: Lab) -> None:
     tokyo = home.config.site("tokyo").compute
     assert isinstance(tokyo, EcsCompute)
-    done = drorch(home.layout.config, "drill", "--to", "tokyo", "--load", "20", "--yes", "--output", "json")
+    done = drorch_cli(home.layout.config, "drill", "--to", "tokyo", "--load", "20", "--yes", "--output", "json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     measured = result["measured"]
@@ -44,9 +35,9 @@ def test_switchover_drill_measures_ground_truth_and_leaves_the_estate_as_it_was(
     capacity = ecs.capacity(home.estate.aws("tokyo", "ecs"), tokyo.cluster, tokyo.service)
     assert capacity.desired == tokyo.warm_count
     journal = open_journal(home.config)
-    report = drorch(home.layout.config, "report", result["run_id"])
+    report = drorch_cli(home.layout.config, "report", result["run_id"])
     assert report.returncode == 0 and "| RTO |" in report.stdout and "fail back to seoul" in report.stdout
-    html = drorch(home.layout.config, "report", result["run_id"], "--format", "html")
+    html = drorch_cli(home.layout.config, "report", result["run_id"], "--format", "html")
     assert html.returncode == 0 and html.stdout.startswith("<!doctype html>")
     svg = re.search(r"<svg.*?</svg>", html.stdout, re.S)
     assert svg is not None
@@ -66,7 +57,7 @@ def test_a_drill_that_misses_its_objective_exits_1_and_says_which(home: Lab, tmp
     document["objectives"]["rto_seconds"] = 0.001  # nothing fails over in a millisecond
     strict = home.layout.root / "drorch-strict.yaml"
     strict.write_text(yaml.safe_dump(document))
-    missed = drorch(strict, "drill", "--to", "tokyo", "--load", "10", "--yes", "--output", "json")
+    missed = drorch_cli(strict, "drill", "--to", "tokyo", "--load", "10", "--yes", "--output", "json")
     assert missed.returncode == 1, missed.stderr
     result = json.loads(missed.stdout)
     assert result["status"] == "missed" and result["missed"] == ["rto"]
@@ -75,9 +66,9 @@ def test_a_drill_that_misses_its_objective_exits_1_and_says_which(home: Lab, tmp
 
 
 def test_drill_bad_input_changes_nothing(home: Lab) -> None:
-    home_drill = drorch(home.layout.config, "drill", "--to", "seoul", "--yes")
+    home_drill = drorch_cli(home.layout.config, "drill", "--to", "seoul", "--yes")
     assert home_drill.returncode == 2 and "home primary" in home_drill.stderr
-    assert drorch(home.layout.config, "drill", "--to", "osaka", "--yes").returncode == 2
-    assert drorch(home.layout.config, "drill", "--to", "tokyo", "--mode", "chaos", "--yes").returncode == 2
-    assert drorch(home.layout.config, "report", "no-such-run").returncode == 2
+    assert drorch_cli(home.layout.config, "drill", "--to", "osaka", "--yes").returncode == 2
+    assert drorch_cli(home.layout.config, "drill", "--to", "tokyo", "--mode", "chaos", "--yes").returncode == 2
+    assert drorch_cli(home.layout.config, "report", "no-such-run").returncode == 2
     assert writable_sites(home) == ["seoul"]

@@ -4,9 +4,6 @@ fails such an estate over to AWS and back to NHN with the example's own failback
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +13,7 @@ import yaml
 from drorch.config import load_config
 from drorch.engine.actions import dns
 from drorch.lab.control import Lab
-from tests.helpers import writable_sites
+from tests.helpers import drorch_cli, writable_sites
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "reversed-estate"
 
@@ -52,23 +49,17 @@ def reversed_lab_config(lab: Lab, directory: Path) -> Path:
     return path
 
 
-def drorch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DRORCH_CONFIG": str(config)}
-    return subprocess.run([sys.executable, "-m", "drorch.cli", *args], capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL, timeout=240, check=False)
-
-
 def test_reversed_estate_fails_over_to_aws_and_back_to_nhn(home: Lab, tmp_path: Path) -> None:
-    at_nhn = drorch(home.layout.config, "failover", "--to", "nhn", "--yes")  # the lab now runs as the reversed estate
+    at_nhn = drorch_cli(home.layout.config, "failover", "--to", "nhn", "--yes")  # now run as the reversed estate
     assert at_nhn.returncode == 0, at_nhn.stderr
     reversed_config = reversed_lab_config(home, tmp_path)
-    to_aws = drorch(reversed_config, "failover", "--to", "tokyo", "--yes", "--output", "json")
+    to_aws = drorch_cli(reversed_config, "failover", "--to", "tokyo", "--yes", "--output", "json")
     assert to_aws.returncode == 0, to_aws.stderr
     document = json.loads(to_aws.stdout)
     assert (document["from"], document["to"], document["kind"]) == ("nhn", "tokyo", "switchover")
     assert document["playbook"] == "failover-to-tokyo" and document["lost_transactions"] == 0
     assert writable_sites(home) == ["tokyo"] and dns.active_sites(home.estate)["PRIMARY"] == "tokyo"
-    back = drorch(reversed_config, "failback", "--yes", "--output", "json")
+    back = drorch_cli(reversed_config, "failback", "--yes", "--output", "json")
     assert back.returncode == 0, back.stderr
     document = json.loads(back.stdout)
     assert document["playbook"] == "failback-to-nhn" and document["to"] == "nhn"  # the example's own playbook

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +16,7 @@ from drorch.lab.control import Lab
 from drorch.serve.daemon import Round, serve
 from drorch.state.backends import open_journal
 from drorch.state.sqlite import SQLiteJournal
-from tests.helpers import wait_for, writable_sites
+from tests.helpers import drorch_cli, wait_for, writable_sites
 
 
 def with_drills(lab: Lab, name: str, drills: list[dict[str, Any]]) -> Path:
@@ -30,19 +27,13 @@ def with_drills(lab: Lab, name: str, drills: list[dict[str, Any]]) -> Path:
     return path
 
 
-def drorch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DRORCH_CONFIG": str(config)}
-    return subprocess.run([sys.executable, "-m", "drorch.cli", *args], capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL, timeout=60, check=False)
-
-
 def test_bad_schedules_are_config_errors(lab: Lab) -> None:
     cases = [({"name": "weekly", "to": "tokyo", "schedule": "61 * * * *"}, "drills.0.schedule", "not a cron"),
              ({"name": "weekly", "to": "osaka", "schedule": "0 3 * * 1"}, "drills.0.to", "unknown site 'osaka'"),
              ({"name": "weekly", "to": "seoul", "schedule": "0 3 * * 1"}, "drills.0.to", "home primary"),
              ({"name": "Weekly!", "to": "tokyo", "schedule": "0 3 * * 1"}, "drills.0.name", "")]
     for drill, field, message in cases:
-        done = drorch(with_drills(lab, "bad-drill", [drill]), "drills")
+        done = drorch_cli(with_drills(lab, "bad-drill", [drill]), "drills")
         assert done.returncode == 2 and field in done.stderr and message in done.stderr, done.stderr
 
 
@@ -83,7 +74,7 @@ def test_the_leading_serve_runs_a_due_drill_once(home: Lab) -> None:
         thread.join(timeout=30)
     assert not thread.is_alive()
     assert writable_sites(home) == ["seoul"]  # the drill came back
-    listed = json.loads(drorch(home.layout.root / "drorch-scheduled.yaml", "drills", "--output", "json").stdout)
+    listed = json.loads(drorch_cli(home.layout.root / "drorch-scheduled.yaml", "drills", "--output", "json").stdout)
     [entry] = listed["drills"]
     assert entry["last_run"] == ran.run_id and entry["last_status"] == "succeeded" and entry["next_run"].endswith("UTC")
     scheduled_runs = [r for r in journal.runs(50) if r.operation == "drill" and r.run_id != "overdue0001"

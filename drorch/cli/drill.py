@@ -7,9 +7,7 @@ from pathlib import Path
 
 import typer
 
-from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, progress
-
-ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
+from drorch.cli.output import ConfigOption, Output, OutputOption, confirm, emit_json, handle_errors, progress
 
 
 @handle_errors
@@ -25,7 +23,6 @@ def drill_command(
 
     Exits 1 when an objective is missed, so cron and CI can alert.
     """
-    from drorch.cli.failover import _confirm
     from drorch.config import find_config_path, load_config
     from drorch.drill.report import markdown
     from drorch.drill.switchover import drill
@@ -38,7 +35,7 @@ def drill_command(
         raise InvalidInput(f"--mode {mode}: this drorch runs `switchover` drills (chaos and isolated come later)")
     cfg = load_config(find_config_path(config))
     cfg.site(to)
-    _confirm(yes, f"Drill: fail {cfg.service} over to {to} and back to {cfg.primary_site}?")
+    confirm(yes, f"Drill: fail {cfg.service} over to {to} and back to {cfg.primary_site}?")
     with holding_lease(cfg) as lease:
         options = Options(approvals=frozenset({"*"}), interactive=sys.stdin.isatty(), lease=lease)
         result = drill(Estate(cfg), to, load, open_journal(cfg), progress, options)

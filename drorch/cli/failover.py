@@ -8,14 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, info, progress
+from drorch.cli.output import ConfigOption, Output, OutputOption, confirm, emit_json, handle_errors, info, progress
 
 if TYPE_CHECKING:
     from drorch.engine.failover import FailoverResult
-    from drorch.engine.playbook.model import Playbook
-    from drorch.providers.estate import Estate
-
-ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
 
 
 @handle_errors
@@ -45,6 +41,8 @@ def failover_command(
     path = playbook or library.choose(cfg, "failover", to)
     book = load_playbook(path)
     if dry_run:
+        from drorch.cli.plan import show_plan
+
         show_plan(book, path, Estate(cfg), {"to": to} if "to" in book.parameters else {}, force, output)
         return
     journal = open_journal(cfg)
@@ -60,20 +58,10 @@ def failover_command(
                 options = Options(approvals=frozenset({"*"}), interactive=True, lease=lease)
                 report_playbook(resume_run(journal, unfinished[0], Estate(cfg), options, progress), output)
             return
-    _confirm(yes, f"Fail over {cfg.service} to {to}?")
+    confirm(yes, f"Fail over {cfg.service} to {to}?")
     with holding_lease(cfg) as lease:
         options = Options(approvals=frozenset({"*"}), force=force, interactive=sys.stdin.isatty(), lease=lease)
         _report(failover(Estate(cfg), to, progress, journal, playbook=path, options=options), output)
-
-
-def _confirm(yes: bool, question: str) -> None:
-    from drorch.errors import InvalidInput
-
-    if yes:
-        return
-    if not typer.get_text_stream("stdin").isatty():
-        raise InvalidInput("--yes is required when not running on a terminal (no one can confirm)")
-    typer.confirm(question, abort=True)
 
 
 def _report(result: FailoverResult, output: Output, extra: dict[str, Any] | None = None) -> None:
@@ -110,7 +98,7 @@ def failback_command(
     cfg = load_config(find_config_path(config))
     home = to or cfg.primary_site
     cfg.site(home)
-    _confirm(yes, f"Fail {cfg.service} back to {home}?")
+    confirm(yes, f"Fail {cfg.service} back to {home}?")
     with holding_lease(cfg) as lease:
         options = Options(approvals=frozenset({"*"}), interactive=sys.stdin.isatty(), lease=lease)
         result = failback(Estate(cfg), progress, open_journal(cfg), home, options=options)
@@ -123,83 +111,3 @@ def failback_command(
         "site": done.site, "source": done.source, "already": done.already,
         "failover_rpo_seconds": done.rpo_seconds, "completed_failover_run": result.completed_run}
     _report(result.switchover, output, {"reprotect": reprotect})
-
-
-@handle_errors
-def plan_command(
-    playbook: Path | None = typer.Argument(None, help="playbook file (default: the failover playbook for --to)"),
-    to: str | None = typer.Option(None, "--to", help="target site (the `to` parameter)"),
-    param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (repeatable)"),
-    force: bool = typer.Option(False, "--force", help="plan as if overridable guards were overridden"),
-    config: Path | None = ConfigOption,
-    output: Output = OutputOption,
-) -> None:
-    """Show every change a failover (or PLAYBOOK) would make now and every guard's verdict; change nothing.
-
-    Exits 3 when a guard would refuse the run, so `drorch plan --to X && drorch failover --to X` is safe.
-    """
-    from drorch.cli.playbook import parse_params
-    from drorch.config import find_config_path, load_config
-    from drorch.engine.playbook import library
-    from drorch.engine.playbook.loader import load_playbook
-    from drorch.errors import InvalidInput
-    from drorch.providers.estate import Estate
-
-    cfg = load_config(find_config_path(config))
-    given = parse_params(param)
-    if to is not None:
-        cfg.site(to)
-        given["to"] = to
-    if playbook is None:
-        if to is None:
-            raise InvalidInput("plan needs --to SITE (the failover playbook for it) or a PLAYBOOK file")
-        playbook = library.choose(cfg, "failover", to)
-    show_plan(load_playbook(playbook), playbook, Estate(cfg), given, force, output)
-
-
-def show_plan(book: Playbook, path: Path, estate: Estate, given: dict[str, str], force: bool,
-              output: Output) -> None:
-    """Print the plan; exit 3 when a guard would refuse."""
-    from drorch.engine.plan import plan
-
-    found = plan(book, estate, given, force)
-    document = {**found.to_json(), "source": str(path)}
-    if output == Output.json:
-        emit_json(document)
-    else:
-        print(f"plan of {book.name} ({path}) with " +
-              ", ".join(f"{k}={v}" for k, v in found.parameters.items()) + "; nothing was changed")
-        for guard in found.guards:
-            mark = "ok  " if guard.passed else ("FORCED" if force and guard.overridable else "FAIL")
-            print(f"  guard {mark} {guard.name}" + ("" if guard.passed else f": {guard.message}"))
-        for title, steps in (("steps", found.steps), ("rollback (only if a step fails)", found.rollback)):
-            print(f"  {title}:")
-            for step in steps:
-                changes = "; ".join(step.changes) or ("no change" if step.runs and not step.note else "")
-                print(f"    {'-' if step.runs else 'x'} {step.name} [{step.action}] {changes} "
-                      f"{'(' + step.note + ')' if step.note else ''}".rstrip())
-        print("would run" if not found.refused_by else f"would be REFUSED by: {', '.join(found.refused_by)}")
-    if found.refused_by:
-        raise typer.Exit(3)
-
-
-@handle_errors
-def iam_policy_command(
-    playbook: list[Path] = typer.Option([], "--playbook", help="playbooks to cover (default: all in the playbook "
-                                                               "directories failover, failback and plan use)"),
-    account_id: str = typer.Option("*", "--account-id", help="the AWS account in resource ARNs"),
-    config: Path | None = ConfigOption,
-) -> None:
-    """Print the least AWS IAM policy drorch needs for this estate: its probes plus the playbooks' actions."""
-    from drorch.config import find_config_path, load_config
-    from drorch.engine.iam import policy
-    from drorch.engine.playbook import library
-    from drorch.engine.playbook.loader import load_playbook
-    from drorch.errors import InvalidInput
-
-    if account_id != "*" and not (account_id.isdigit() and len(account_id) == 12):
-        raise InvalidInput(f"--account-id {account_id}: an AWS account id is 12 digits")
-    cfg = load_config(find_config_path(config))
-    files = playbook or sorted({p for folder in library.directories(cfg) for p in folder.glob("*.yaml")},
-                               key=lambda p: p.name)
-    emit_json(policy(cfg, [load_playbook(path) for path in files], account_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from drorch.cli import drill, failover, lab, playbook, runbook, runs, status
+from drorch.cli import drill, failover, iam, lab, plan, playbook, runbook, runs, status
 
 app = typer.Typer(
     help="drorch: multi-cloud disaster-recovery orchestrator (probe, replicate, fail over, measure).",
@@ -17,8 +17,8 @@ app.add_typer(playbook.app, name="playbook")
 app.add_typer(runbook.app, name="runbook")
 app.command(name="failover")(failover.failover_command)
 app.command(name="failback")(failover.failback_command)
-app.command(name="plan")(failover.plan_command)
-app.command(name="iam-policy")(failover.iam_policy_command)
+app.command(name="plan")(plan.plan_command)
+app.command(name="iam-policy")(iam.iam_policy_command)
 app.command(name="drill")(drill.drill_command)
 app.command(name="report")(drill.report_command)
 app.command(name="drills")(drill.drills_command)

@@ -27,6 +27,7 @@ class Output(StrEnum):
 
 
 OutputOption = typer.Option(Output.text, "--output", "-o", help="text for people, json for scripts")
+ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
 
 
 def emit_json(document: dict[str, Any]) -> None:
@@ -57,3 +58,14 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
 def progress(name: str, status: str, seconds: float) -> None:
     """Live step progress on stderr, shared by every command that runs steps."""
     info(f"  ... {name}" if status == "running" else f"  {status:9} {name} ({seconds:.2f} s)")
+
+
+def confirm(yes: bool, question: str) -> None:
+    """Ask before a change; without a terminal, ``--yes`` is required (nobody could answer)."""
+    from drorch.errors import InvalidInput
+
+    if yes:
+        return
+    if not typer.get_text_stream("stdin").isatty():
+        raise InvalidInput("--yes is required when not running on a terminal (no one can confirm)")
+    typer.confirm(question, abort=True)

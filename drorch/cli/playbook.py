@@ -9,11 +9,9 @@ from typing import Any
 
 import typer
 
-from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, info, progress
+from drorch.cli.output import ConfigOption, Output, OutputOption, emit_json, handle_errors, info, progress
 
 app = typer.Typer(help="Declarative playbooks: validate them, list the actions, run one.", no_args_is_help=True)
-ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
-
 
 @app.command("validate")
 @handle_errors
@@ -98,7 +96,7 @@ def run(
         raise RefusedForSafety(f"run {unfinished[0]} of {book.name} never finished: finish it with "
                                f"`drorch resume {unfinished[0]}`, or pass --new to start afresh")
     if dry_run:
-        from drorch.cli.failover import show_plan
+        from drorch.cli.plan import show_plan
 
         show_plan(book, playbook, Estate(cfg), given, force, output)
         return

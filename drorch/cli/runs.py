@@ -8,12 +8,10 @@ from pathlib import Path
 
 import typer
 
-from drorch.cli.output import Output, OutputOption, emit_json, handle_errors
+from drorch.cli.output import ConfigOption, Output, OutputOption, emit_json, handle_errors
 from drorch.state.journal import Journal
 
 app = typer.Typer(help="The journal: every run and its steps.", no_args_is_help=True)
-ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
-
 
 def _journal(config: Path | None) -> Journal:
     from drorch.config import find_config_path, load_config

@@ -11,9 +11,7 @@ from typing import Any
 
 import typer
 
-from drorch.cli.output import Output, OutputOption, emit_json, handle_errors, info
-
-ConfigOption = typer.Option(None, "--config", "-c", help="drorch.yaml (default: $DRORCH_CONFIG, then ./drorch.yaml)")
+from drorch.cli.output import ConfigOption, Output, OutputOption, emit_json, handle_errors, info
 
 
 def _load(config: Path | None) -> Any:

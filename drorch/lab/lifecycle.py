@@ -76,6 +76,16 @@ def _inside_vpn(site: str) -> bool:
     return SITE_REGIONS[site] is None
 
 
+def _other_port(host: str, taken: int) -> int:
+    """A free port on ``host`` other than ``taken``: the app port is chosen but not yet bound, so a bind test
+    alone would happily hand it out again for the database on the same address."""
+    for _ in range(20):
+        port = free_port(host)
+        if port != taken:
+            return port
+    raise OSError(f"no free TCP port on {host} besides {taken}")
+
+
 def _choose_ports(tunnel: vpn.VpnLab | None) -> tuple[dict[str, SiteState], int, int]:
     if tunnel is None:
         subnet = free_lab_subnet()
@@ -87,7 +97,8 @@ def _choose_ports(tunnel: vpn.VpnLab | None) -> tuple[dict[str, SiteState], int,
     on_host = [ip for site, ip in ips.items() if tunnel is None or not _inside_vpn(site)]
     # Clients reach every site on the same port after resolving the name, so the app port is common.
     app_port = free_port(on_host[0], also_on=tuple(on_host[1:]))
-    site_states = {s: SiteState(ip=ip, app_port=app_port, mysql_port=free_port(ip if ip in on_host else "127.0.0.1"))
+    site_states = {s: SiteState(ip=ip, app_port=app_port, mysql_port=_other_port(ip if ip in on_host else "127.0.0.1",
+                                                                                  app_port))
                    for s, ip in ips.items()}
     return site_states, free_port(), free_port()
 

@@ -112,3 +112,13 @@ def test_port_taken_at_start_is_retried_and_down_leaves_no_process(
     assert _processes_mentioning(root.resolve()) == []
     with pytest.raises(InvalidInput):
         lifecycle.status(tmp_path / "nowhere")
+
+
+def test_a_database_port_never_repeats_the_app_port_on_the_same_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both are chosen before either is bound, so a bind test alone could hand out the same port twice."""
+    handed = iter([18000, 18000, 18001, 18000, 18002, 18000, 18003, 18010, 18011])
+    monkeypatch.setattr(lifecycle, "free_lab_subnet", lambda: SUBNET)
+    monkeypatch.setattr(lifecycle, "free_port", lambda host="127.0.0.1", also_on=(): next(handed))
+    sites, _aws, _openstack = lifecycle._choose_ports(None)
+    assert {s.app_port for s in sites.values()} == {18000}
+    assert [s.mysql_port for s in sites.values()] == [18001, 18002, 18003]

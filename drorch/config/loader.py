@@ -84,6 +84,25 @@ def _reference_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
         for name in pair:
             if name not in sites:
                 yield ("data", "mysql", "semi_sync", index), f"unknown site '{name}' (known: {known})"
+    yield from _dynamodb_problems(config)
+
+
+def _dynamodb_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
+    """Every replicated table names AWS sites that list it, once."""
+    names = [table.name for table in config.data.dynamodb.tables]
+    for index, table in enumerate(config.data.dynamodb.tables):
+        if names.count(table.name) > 1:
+            yield ("data", "dynamodb", "tables", index, "name"), f"table name '{table.name}' is used twice"
+        for site, physical in table.sites.items():
+            where = ("data", "dynamodb", "tables", index, "sites", site)
+            found = config.sites.get(site)
+            if found is None:
+                yield where, f"unknown site '{site}' (known: {', '.join(sorted(config.sites))})"
+            elif found.provider.kind != "aws":
+                yield where, f"site '{site}' is not on AWS: DynamoDB tables live in AWS regions"
+            elif found.dynamodb is None or physical not in (*found.dynamodb.tables, found.dynamodb.probe_table):
+                yield where, (f"table '{physical}' is not in sites.{site}.dynamodb.tables (or its probe_table): "
+                              "add it there so that drorch probes it")
 
 
 def _secret_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
@@ -91,6 +110,8 @@ def _secret_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
         (("sites", name, "mysql", "password"), site.mysql.password) for name, site in config.sites.items()
     ]
     refs.append((("data", "mysql", "replication_password"), config.data.mysql.replication_password))
+    if config.data.mysql.admin_password is not None:
+        refs.append((("data", "mysql", "admin_password"), config.data.mysql.admin_password))
     for path, ref in refs:
         if ref.file is not None:
             file = config.resolve_path(ref.file)

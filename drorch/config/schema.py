@@ -158,6 +158,16 @@ class MySQLTopology(Model):
     )
     replication_user: str = "repl"
     replication_password: SecretRef
+    admin_user: str | None = Field(default=None, description=(
+        "account for `replication setup` (creating the replication user) and `--rebuild` (dump and restore "
+        "need wide privileges); default: each site's own mysql account"))
+    admin_password: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _admin_pair(self) -> MySQLTopology:
+        if (self.admin_user is None) != (self.admin_password is None):
+            raise ValueError("give both admin_user and admin_password, or neither")
+        return self
 
 
 class Heartbeat(Model):
@@ -167,9 +177,38 @@ class Heartbeat(Model):
     interval_seconds: float = Field(default=0.25, ge=0.01, le=60)
 
 
+class DynamoDBTable(Model):
+    """One logical table, the physical table that holds it at each site, and who replicates it.
+
+    ``global-table``: AWS replicates; drorch only watches. ``stream``: drorch's own
+    replicator carries changes from the table's DynamoDB Stream; ``follow-primary``
+    carries them from the primary site's copy to the others and turns round at
+    failover, ``both`` carries every site's own writes everywhere (for tables whose
+    items each site owns, such as the RPO probe table).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+    mode: Literal["global-table", "stream"] = "stream"
+    direction: Literal["follow-primary", "both"] = "follow-primary"
+    sites: dict[str, str] = Field(description="site -> physical table name there")
+
+    @model_validator(mode="after")
+    def _two_sites(self) -> DynamoDBTable:
+        if len(self.sites) < 2:
+            raise ValueError("a replicated table needs at least two sites")
+        return self
+
+
+class DynamoDBData(Model):
+    tables: list[DynamoDBTable] = Field(default_factory=list)
+    probe_interval_seconds: float = Field(default=1.0, ge=0.1, le=60,
+                                          description="how often serve writes an RPO probe item in every region")
+
+
 class Data(Model):
     mysql: MySQLTopology
     heartbeat: Heartbeat = Heartbeat()
+    dynamodb: DynamoDBData = DynamoDBData()
 
 
 class Detection(Model):

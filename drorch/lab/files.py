@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from drorch.lab.aws_seed import RPO_PROBE_TABLE, TABLE_PAIRS
 from drorch.lab.layout import HOME_PRIMARY, RECORD, SEMI_SYNC_REPLICA, SITE_REGIONS, LabLayout
 from drorch.lab.mariadb import Accounts
 from drorch.lab.state import LabState
@@ -88,6 +89,18 @@ def _vpn(state: LabState, tunnel: VpnLab | None, root: Path | None) -> dict[str,
     return doc
 
 
+def _replicated_tables() -> list[dict[str, Any]]:
+    """moto does not replicate: drorch's stream replicator carries the lab's tables between the two regions."""
+    tables: list[dict[str, Any]] = [
+        {"name": source, "mode": "stream", "direction": "follow-primary",
+         "sites": {HOME_PRIMARY: source, "tokyo": replica}}
+        for source, (replica, _key) in TABLE_PAIRS.items()
+    ]
+    tables.append({"name": RPO_PROBE_TABLE, "mode": "stream", "direction": "both",
+                   "sites": {HOME_PRIMARY: RPO_PROBE_TABLE, "tokyo": RPO_PROBE_TABLE}})
+    return tables
+
+
 def config_document(state: LabState, tunnel: VpnLab | None = None, root: Path | None = None) -> dict[str, Any]:
     """The lab's drorch.yaml; ``tunnel`` (a ``--vpn`` lab) adds the strongSwan side of nhn's VPN,
     with paths relative to ``root`` (the config's directory)."""
@@ -101,8 +114,9 @@ def config_document(state: LabState, tunnel: VpnLab | None = None, root: Path | 
                 "nks_nodegroup": "default-worker", "nks_active_count": 3},
     }
     extras: dict[str, dict[str, Any]] = {
-        "seoul": {"dynamodb": {"tables": ["orders", "products-table"], "probe_table": "dr-rpo-probe"}},
-        "tokyo": {"dynamodb": {"tables": ["dr-orders-table", "dr-products-table"], "probe_table": "dr-rpo-probe"}},
+        "seoul": {"dynamodb": {"tables": list(TABLE_PAIRS), "probe_table": RPO_PROBE_TABLE}},
+        "tokyo": {"dynamodb": {"tables": [replica for replica, _ in TABLE_PAIRS.values()],
+                               "probe_table": RPO_PROBE_TABLE}},
         "nhn": {"vpn": _vpn(state, tunnel, root)},
     }
     sites: dict[str, Any] = {}
@@ -141,8 +155,11 @@ def config_document(state: LabState, tunnel: VpnLab | None = None, root: Path | 
                 "semi_sync": [[HOME_PRIMARY, SEMI_SYNC_REPLICA]],
                 "replication_user": "repl",
                 "replication_password": {"file": "secrets/repl.password"},
+                "admin_user": "lab_admin",
+                "admin_password": {"file": "secrets/admin.password"},
             },
             "heartbeat": {"table": "drorch.heartbeat", "interval_seconds": 0.25},
+            "dynamodb": {"probe_interval_seconds": 1.0, "tables": _replicated_tables()},
         },
         "state": {"backend": "sqlite", "path": "state/drorch.db"},
         "detection": {"interval_seconds": 1.0, "failure_threshold": 3, "probe_timeout_seconds": 0.8,

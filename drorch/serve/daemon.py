@@ -1,9 +1,11 @@
-"""The controller loop: probe, detect, assess readiness, export metrics, write heartbeats.
+"""The controller loop: probe, detect, assess readiness, export metrics, write heartbeats and probe items.
 
 Probe rounds run at the detection interval; heartbeats run on their own, finer
 clock in a separate thread and go only to the one writable database (none while
-there are zero or two). Shutdown on a stop event is graceful: the current round
-finishes, threads are joined, the metrics server is closed.
+there are zero or two). DynamoDB probe items go to every region's probe table
+from their own threads (every controller writes them: twice is harmless).
+Shutdown on a stop event is graceful: the current round finishes, threads are
+joined, the metrics server is closed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from prometheus_client import start_http_server
 
 from drorch.config.schema import Config
 from drorch.data import heartbeat
+from drorch.data.probe_items import ProbeItemWriter
 from drorch.drill.schedule import Scheduler
 from drorch.metrics import registry
 from drorch.probes.collect import Collector, FaultInjector
@@ -62,8 +65,10 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
     writable_now: list[str] = []
     writer = heartbeat.Writer(estate.mysql, lambda: writable_now[0] if len(writable_now) == 1 else None,
                               config.data.heartbeat.table, config.data.heartbeat.interval_seconds)
+    probe_items = ProbeItemWriter(estate)
     interval = config.detection.interval_seconds
     try:
+        probe_items.start()
         first = collector.round()
         writable_now[:] = writable_sites(first, list(config.sites))
         writer.start()
@@ -92,6 +97,7 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
         leadership.close()
         journal.withdraw_status()
         writer.stop()
+        probe_items.stop()
         collector.close()
         estate.close()
         server.shutdown()

@@ -77,8 +77,11 @@ def table_status(ddb: Any, name: str) -> TableStatus:
     )
 
 
-def write_probe(ddb: Any, table: str, region: str, seq: int, written_at: float) -> None:
-    """Write probe ``seq`` of ``region`` and move that region's marker to it (see the module docstring)."""
+def write_probe(ddb: Any, table: str, region: str, seq: int, written_at: float, attempts: int = 4) -> None:
+    """Write probe ``seq`` of ``region`` and move that region's marker to it (see the module docstring).
+
+    The probe writer passes ``attempts=1``: a late probe is worth less than the next one on time.
+    """
     if region == LATEST_PARTITION or seq < 0 or not math.isfinite(written_at):
         raise ValueError(f"invalid probe: region={region!r} seq={seq} written_at={written_at}")
     at = repr(float(written_at))  # repr round-trips exactly, so readers get the same float back
@@ -88,7 +91,7 @@ def write_probe(ddb: Any, table: str, region: str, seq: int, written_at: float) 
         "written_at": {"N": at},
         "expires_at": {"N": str(int(written_at) + PROBE_RETENTION_SECONDS)},
     }
-    retry.call(lambda: ddb.put_item(TableName=table, Item=item))
+    retry.call(lambda: ddb.put_item(TableName=table, Item=item), attempts=attempts)
     try:
         retry.call(
             lambda: ddb.update_item(
@@ -98,7 +101,8 @@ def write_probe(ddb: Any, table: str, region: str, seq: int, written_at: float) 
                 ConditionExpression="attribute_not_exists(#at) OR #at < :at",
                 ExpressionAttributeNames={"#writer": "writer", "#latest": "latest_seq", "#at": "written_at"},
                 ExpressionAttributeValues={":region": {"S": region}, ":seq": {"N": str(seq)}, ":at": {"N": at}},
-            )
+            ),
+            attempts=attempts,
         )
     except botocore.exceptions.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":

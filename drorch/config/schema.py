@@ -230,15 +230,30 @@ class Metrics(Model):
     listen: str = Field(default="127.0.0.1:9464", pattern=r"^[^:\s]+:\d{1,5}$", description="host:port")
 
 
+class LeaseTable(Model):
+    """Where the DynamoDB lease lives: every controller must name the same region."""
+
+    provider: AwsProvider
+    table: str = Field(default="drorch-lease", pattern=r"^[A-Za-z0-9_.-]{3,255}$")
+
+
 class Lease(Model):
     """The controller lease: only its holder runs a mutating playbook or fails over automatically."""
 
-    backend: Literal["sqlite", "etcd"] = Field(default="sqlite", description=(
-        "sqlite: controllers on one host (the state file); etcd: controllers on several hosts"))
+    backend: Literal["sqlite", "etcd", "dynamodb"] = Field(default="sqlite", description=(
+        "sqlite: controllers on one host (the state file); etcd or dynamodb: controllers on several hosts"))
     ttl_seconds: float = Field(default=15.0, ge=2, le=600, description="a holder that stops renewing loses it after")
     etcd_endpoints: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:2379"],
                                       description="etcd v3 JSON gateway URLs, tried in order")
-    key: str = Field(default="", description="etcd key of the lease (default: /drorch/SERVICE/leader)")
+    key: str = Field(default="", description=(
+        "etcd key, or DynamoDB item name, of the lease (default: /drorch/SERVICE/leader)"))
+    dynamodb: LeaseTable | None = Field(default=None, description="the lease table, for backend: dynamodb")
+
+    @model_validator(mode="after")
+    def _table_for_dynamodb(self) -> Lease:
+        if self.backend == "dynamodb" and self.dynamodb is None:
+            raise ValueError("backend 'dynamodb' needs 'dynamodb: {provider: {kind: aws, region: ...}, table: ...}'")
+        return self
 
 
 class State(Model):

@@ -212,6 +212,28 @@ def start_control(host: str, port: int, board: TunnelBoard) -> ThreadingHTTPServ
 # ---------------------------------------------------------------- process
 
 
+def serialise_dynamodb_writes() -> None:
+    """Make moto's DynamoDB writes atomic, as DynamoDB's are.
+
+    DynamoDB evaluates a condition expression and applies the write as one atomic
+    step per item; conditional writes are what drorch's lease and replicator rely
+    on. moto's threaded server evaluates them without any lock, so two racing
+    conditional writes can both succeed. One lock around every write call of the
+    backend restores the real service's guarantee (reads are left concurrent).
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    for name in ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
+
+
 def start_moto(host: str, port: int) -> ThreadedMotoServer:
     """Start moto, failing instead of hanging if it cannot bind.
 
@@ -220,6 +242,7 @@ def start_moto(host: str, port: int) -> ThreadedMotoServer:
     thread and joined with a bound.
     """
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    serialise_dynamodb_writes()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     starter = threading.Thread(target=server.start, name="moto-start", daemon=True)
     starter.start()

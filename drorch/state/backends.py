@@ -19,10 +19,17 @@ def open_journal(config: Config) -> Journal:
 def open_lease(config: Config) -> LeaseStore:
     """The lease store of ``config.state.lease``: the SQLite state file, or etcd."""
     lease = config.state.lease
+    key = lease.key or f"/drorch/{config.service}/leader"
+    if lease.backend == "dynamodb" and lease.dynamodb is not None:
+        from drorch.providers.aws import session
+        from drorch.state.lease_dynamodb import DynamoDBLease
+
+        config_dir = config.source_path.parent if config.source_path else None
+        return DynamoDBLease(session.client(lease.dynamodb.provider, "dynamodb", config_dir), lease.dynamodb.table, key)
     if lease.backend == "etcd":
         from drorch.state.lease_etcd import EtcdLease
 
-        return EtcdLease(lease.etcd_endpoints, lease.key or f"/drorch/{config.service}/leader")
+        return EtcdLease(lease.etcd_endpoints, key)
     from drorch.state.lease_sqlite import SQLiteLease
 
     open_journal(config)  # creates the state file (0600) and its directory

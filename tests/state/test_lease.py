@@ -1,4 +1,5 @@
-"""The controller lease on both backends (SQLite file, real etcd): one holder, growing tokens, expiry, races."""
+"""The controller lease on every backend (SQLite file, real etcd, DynamoDB on a real moto server):
+one holder, growing tokens, expiry, races."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from drorch.errors import LeaseHeld, OperationFailed
+from drorch.errors import InvalidInput, LeaseHeld, OperationFailed
+from drorch.lab.control import Lab
 from drorch.lab.ports import free_port
 from drorch.state.lease import Keeper, LeaseLost, LeaseStore
+from drorch.state.lease_dynamodb import DynamoDBLease
 from drorch.state.lease_etcd import EtcdLease
 from drorch.state.lease_sqlite import SQLiteLease
 from tests.helpers import stop_process, wait_for
@@ -50,11 +54,14 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_process(process)
 
 
-@pytest.fixture(params=["sqlite", "etcd"])
+@pytest.fixture(params=["sqlite", "etcd", "dynamodb"])
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     """A factory of independent clients of one lease (as separate controllers would hold)."""
     if request.param == "sqlite":
         return lambda: SQLiteLease(tmp_path / "state.db")
+    if request.param == "dynamodb":
+        client = request.getfixturevalue("lease_table")
+        return lambda: DynamoDBLease(client, "drorch-lease", f"test-{tmp_path.name}")
     url = request.getfixturevalue("etcd")
     key = f"/drorch/test-{tmp_path.name}/leader"
     return lambda: EtcdLease([url], key)
@@ -146,3 +153,29 @@ def test_sqlite_passes_on_the_lease_of_a_dead_local_holder(tmp_path: Path) -> No
     other_host.acquire(f"another-host:{dead.pid}", 600)
     with pytest.raises(LeaseHeld):  # a process on another host cannot be checked: its expiry decides
         other_host.acquire("next-controller", 5)
+
+
+@pytest.fixture(scope="module")
+def lease_table(lab: Lab) -> Iterator[Any]:
+    """The lease table in the lab's moto (seoul's region); removed afterwards."""
+    client = lab.estate.aws("seoul", "dynamodb")
+    client.create_table(TableName="drorch-lease", BillingMode="PAY_PER_REQUEST",
+                        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
+                        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}])
+    try:
+        yield client
+    finally:
+        client.delete_table(TableName="drorch-lease")
+
+
+def test_dynamodb_lease_table_missing_or_wrong_is_a_clear_error(lab: Lab) -> None:
+    client = lab.estate.aws("seoul", "dynamodb")
+    with pytest.raises(InvalidInput, match=r"state\.lease\.dynamodb\.table: table nowhere does not exist in "
+                                           r"ap-northeast-2; create it \(partition key 'name'"):
+        DynamoDBLease(client, "nowhere", "leader")
+    client.create_table(TableName="wrong-keys", BillingMode="PAY_PER_REQUEST",
+                        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    with pytest.raises(InvalidInput, match="must have exactly the partition key 'name'"):
+        DynamoDBLease(client, "wrong-keys", "leader")
+    client.delete_table(TableName="wrong-keys")

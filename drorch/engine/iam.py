@@ -58,9 +58,33 @@ def _dynamodb(config: Config, sites: Iterable[str], account: str) -> list[Grant]
             found += [(("dynamodb:DescribeTable",), table), (("dynamodb:DescribeStream",), f"{table}/stream/*")]
         if tables.probe_table:
             probe = _arn("dynamodb", provider.region, account, f"table/{tables.probe_table}")
-            found.append((("dynamodb:DescribeTable", "dynamodb:Query", "dynamodb:PutItem"), probe))
+            found.append((("dynamodb:DescribeTable", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+                          probe))
         found.append((("cloudwatch:GetMetricStatistics",), "*"))
     return found
+
+
+def _replication(config: Config, account: str) -> list[Grant]:
+    """drorch's stream replicator: read every copy's stream, write every copy (backfill and verify scan)."""
+    found: list[Grant] = []
+    for table in config.data.dynamodb.tables:
+        if table.mode != "stream":
+            continue
+        for site, provider in _aws_sites(config, table.sites):
+            arn = _arn("dynamodb", provider.region, account, f"table/{table.sites[site]}")
+            found += [(("dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:PutItem", "dynamodb:Scan",
+                        "dynamodb:UpdateItem"), arn),
+                      (("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"),
+                       f"{arn}/stream/*")]
+    return found
+
+
+def _lease(config: Config, account: str) -> list[Grant]:
+    table = config.state.lease.dynamodb
+    if config.state.lease.backend != "dynamodb" or table is None:
+        return []
+    arn = _arn("dynamodb", table.provider.region, account, f"table/{table.table}")
+    return [(("dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:UpdateItem"), arn)]
 
 
 def _health_checks(config: Config, sites: Iterable[str], change: bool) -> list[Grant]:
@@ -75,10 +99,11 @@ def _vpn(config: Config, sites: Iterable[str]) -> list[Grant]:
 
 
 def monitoring(config: Config, account: str) -> list[Grant]:
-    """What ``status`` and ``serve`` read on every round."""
+    """What ``status`` and ``serve`` read on every round, and what serve's replicator and lease write."""
     sites = list(config.sites)
     return (_zone(config) + _compute(config, sites, account, change=False) + _dynamodb(config, sites, account)
-            + _vpn(config, sites) + _health_checks(config, sites, change=False))
+            + _vpn(config, sites) + _health_checks(config, sites, change=False) + _replication(config, account)
+            + _lease(config, account))
 
 
 def for_action(config: Config, action: str, site: str | None, account: str) -> list[Grant]:

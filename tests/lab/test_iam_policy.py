@@ -40,6 +40,9 @@ def test_policy_is_scoped_to_this_estate_and_iam_accepts_it(lab: Lab) -> None:
         f"arn:aws:ecs:ap-northeast-1:{account}:service/dr-ecs-cluster/dr-fargate-service"}
     assert allowed["eks:UpdateNodegroupConfig"] == {
         f"arn:aws:eks:ap-northeast-2:{account}:nodegroup/eks-prod/app-nodes/*"}
+    tokyo_orders = f"arn:aws:dynamodb:ap-northeast-1:{account}:table/dr-orders-table"
+    assert f"{tokyo_orders}/stream/*" in allowed["dynamodb:GetRecords"]  # the replicator reads every copy's stream
+    assert tokyo_orders in allowed["dynamodb:DeleteItem"]  # ...and writes every copy (the direction turns round)
     assert not any(action.endswith("*") for action in allowed)  # never a wildcard action
     wildcard = {action for action, resources in allowed.items() if "*" in resources}
     assert wildcard <= {"ec2:DescribeVpnConnections", "cloudwatch:GetMetricStatistics"}  # AWS allows no scoping

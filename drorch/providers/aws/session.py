@@ -19,7 +19,7 @@ from botocore.config import Config as BotoConfig
 
 from drorch.config.schema import AwsProvider
 
-_CLIENT_CONFIG = BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 1, "mode": "standard"})
+_CLIENT_CONFIG = BotoConfig(connect_timeout=3, read_timeout=10, retries={"total_max_attempts": 1, "mode": "standard"})
 _LOCK = threading.Lock()
 _SESSIONS: dict[tuple[str | None, str | None], Any] = {}
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drorch.drill.archive import write_reports
 from drorch.engine.executor import Options
 from drorch.engine.failback import failback
 from drorch.engine.failover import PREAPPROVED, FailoverResult, failover
@@ -82,6 +83,7 @@ def drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Prog
         loader.join(timeout=30)
         run.finish("failed", {"mode": "switchover", "to": to, "schedule": schedule, "error": str(exc),
                               "failover_run": _id(results.get("there")), "failback_run": _id(results.get("back"))})
+        write_reports(config, journal, run.run_id)
         raise
     finally:
         stop.set()
@@ -95,6 +97,7 @@ def drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Prog
                "failover_run": results["there"].run_id, "failback_run": results["back"].run_id,
                "outages": truth["outages"]}  # wall-clock windows of the client's failed writes, for the timeline
     run.finish(status, summary)
+    write_reports(config, journal, run.run_id)
     return DrillResult(run.run_id, to, home, status, measured, objectives, results["there"].run_id,
                        results["back"].run_id)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drorch.drill.archive import write_reports
 from drorch.engine.executor import Options, PlaybookResult, execute
 from drorch.engine.playbook import library
 from drorch.engine.playbook.loader import load_playbook
@@ -82,6 +83,8 @@ def failover(estate: Estate, to: str, progress: Progress | None = None, journal:
 
     result = execute(book, estate, given, options, journal, progress, str(path.resolve()), operation="failover",
                      context={"trigger": trigger, "reason": reason}, measure=measure)
+    if journal is not None and result.run_id is not None:
+        write_reports(estate.config, journal, str(result.run_id))
     m = result.measured
     return FailoverResult(str(result.run_id), result.status, m["from"], to, m["kind"], m["rto_seconds"],
                           m["rpo_seconds"], m["lost_transactions"], result.steps, m["notes"], book.name,

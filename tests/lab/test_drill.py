@@ -46,6 +46,12 @@ def test_switchover_drill_measures_ground_truth_and_leaves_the_estate_as_it_was(
     for step in ("start the client load", "fence the current primary", "promote tokyo", "point DNS at tokyo",
                  "stop the load and check every acknowledged write"):
         assert f"<title>{step}" in svg.group(0) or f"<title>  {step}" in svg.group(0), step
+    # the reports were also written to the state directory, for the drill and for both moves, owner-only
+    written = home.layout.root / "state" / "reports"
+    for run_id in (result["run_id"], result["failover_run"], result["failback_run"]):
+        assert sorted(p.name for p in written.glob(f"{run_id}.*")) == [f"{run_id}.{s}" for s in ("html", "json", "md")]
+        assert all((written / f"{run_id}.{s}").stat().st_mode & 0o077 == 0 for s in ("html", "json", "md"))
+    assert (written / f"{result['run_id']}.md").read_text().strip() == report.stdout.strip()
     metrics = registry.create(home.config)
     registry.update_runs(metrics, journal.runs(50))
     assert metrics.registry.get_sample_value("drorch_last_drill_objectives_met", {"to": "tokyo"}) == 1

@@ -13,7 +13,9 @@ from drorch.cli.output import ConfigOption, Output, OutputOption, confirm, emit_
 @handle_errors
 def drill_command(
     to: str = typer.Option(..., "--to", help="the site to fail over to and back from"),
-    mode: str = typer.Option("switchover", "--mode", help="switchover (planned there and back, under load)"),
+    mode: str = typer.Option("switchover", "--mode", help=(
+        "switchover (planned there and back, under load) or chaos (kill the primary, automatic failover, "
+        "fail back)")),
     load: float = typer.Option(20.0, "--load", min=1.0, max=500.0, help="client writes per second during the drill"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
     config: Path | None = ConfigOption,
@@ -31,14 +33,21 @@ def drill_command(
     from drorch.providers.estate import Estate
     from drorch.state.backends import holding_lease, open_journal
 
-    if mode != "switchover":
-        raise InvalidInput(f"--mode {mode}: this drorch runs `switchover` drills (chaos and isolated come later)")
+    if mode not in ("switchover", "chaos"):
+        raise InvalidInput(f"--mode {mode}: choose switchover or chaos (isolated comes later)")
     cfg = load_config(find_config_path(config))
     cfg.site(to)
-    confirm(yes, f"Drill: fail {cfg.service} over to {to} and back to {cfg.primary_site}?")
-    with holding_lease(cfg) as lease:
-        options = Options(approvals=frozenset({"*"}), interactive=sys.stdin.isatty(), lease=lease)
-        result = drill(Estate(cfg), to, load, open_journal(cfg), progress, options)
+    if mode == "chaos":
+        from drorch.drill.chaos import chaos_drill
+
+        confirm(yes, f"Chaos drill: KILL {cfg.primary_site}'s database, let drorch fail {cfg.service} over to {to} "
+                     f"on its own, then fail back?")
+        result = chaos_drill(Estate(cfg), to, load, open_journal(cfg), progress)  # it takes the lease itself
+    else:
+        confirm(yes, f"Drill: fail {cfg.service} over to {to} and back to {cfg.primary_site}?")
+        with holding_lease(cfg) as lease:
+            options = Options(approvals=frozenset({"*"}), interactive=sys.stdin.isatty(), lease=lease)
+            result = drill(Estate(cfg), to, load, open_journal(cfg), progress, options)
     if output == Output.json:
         emit_json(result.to_json())
     else:

@@ -63,11 +63,13 @@ def choose_target(estate: Estate, snapshot: Snapshot, dead: str) -> str | None:
 
 
 def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Verdicts,
-             last_heartbeat: float | None = None, lease: Keeper | None = None) -> Decision:
+             last_heartbeat: float | None = None, lease: Keeper | None = None,
+             trigger: str = "automatic") -> Decision:
     """Fail over automatically if the primary is dead, automation is on and no block is in force.
 
     ``last_heartbeat``: when the heartbeat writer last got an acknowledged write on the primary (gives the RPO);
-    ``lease``: the controller lease this controller holds (its token goes into the journal).
+    ``lease``: the controller lease this controller holds (its token goes into the journal);
+    ``trigger``: journaled; only ``automatic`` runs start the anti-flapping block (a chaos drill's do not).
     """
     automation = estate.config.automation
     if not automation.auto_failover or not verdicts.primary_database_dead:
@@ -85,7 +87,7 @@ def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Ver
         return Decision(False, "primary dead, but no replica answers")
     reason = f"detector: {verdicts.reason}"
     try:
-        result = failover(estate, target, journal=journal, trigger="automatic", reason=reason,
+        result = failover(estate, target, journal=journal, trigger=trigger, reason=reason,
                           last_heartbeat=last_heartbeat, incident_at=verdicts.at,
                           options=Options(approvals=frozenset({"*"}), lease=lease))
     except DrorchError as exc:

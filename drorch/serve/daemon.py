@@ -51,8 +51,13 @@ def _listen_address(config: Config) -> tuple[str, int]:
 
 
 def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None,
-          fault: FaultInjector | None = None) -> None:
-    """Run until ``stop`` is set."""
+          fault: FaultInjector | None = None, trigger: str = "automatic") -> None:
+    """Run until ``stop`` is set.
+
+    A chaos drill runs its own controller with ``trigger="chaos-drill"``: its failover is journaled as the
+    drill's, starts no anti-flapping block, and it publishes no status over a real controller's.
+    """
+    publishing = trigger == "automatic"
     estate = Estate(config)
     metrics = registry.create(config)
     host, port = _listen_address(config)
@@ -81,12 +86,14 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
             registry.update(metrics, config, snapshot, verdicts, readiness)
             leader = leadership.refresh()
             registry.update_lease(metrics, leadership.holder, leader)
-            decision = (automation.consider(estate, journal, snapshot, verdicts, writer.last_written, leadership.keeper)
+            decision = (automation.consider(estate, journal, snapshot, verdicts, writer.last_written, leadership.keeper,
+                                            trigger)
                         if leader else automation.Decision(False, f"standing by: {leadership.why_not}"))
-            if leader and not decision.acted and config.drills:
+            if leader and not decision.acted and config.drills and publishing:
                 drills.run_due(estate, leadership.keeper, time.time())
             registry.update_runs(metrics, journal.runs(200))
-            journal.publish_status(snapshot.at, report(estate, snapshot, readiness).to_json(estate))
+            if publishing:
+                journal.publish_status(snapshot.at, report(estate, snapshot, readiness).to_json(estate))
             if on_round is not None:
                 on_round(Round(snapshot, verdicts, readiness, decision, leader))
             next_round += interval
@@ -95,7 +102,8 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
             snapshot = collector.round()
     finally:
         leadership.close()
-        journal.withdraw_status()
+        if publishing:
+            journal.withdraw_status()
         writer.stop()
         probe_items.stop()
         collector.close()

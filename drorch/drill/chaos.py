@@ -1,0 +1,166 @@
+"""The chaos drill: break the primary for real, let detection and automatic failover act, measure, fail back.
+
+Nothing is planned here: the home primary's database is SIGKILLed and its app
+stopped while the client writes, and a controller (the same ``serve`` loop that
+runs in production, with automatic failover on and the drill's target as the
+only candidate) must notice and fail over on its own. Its failover is journaled
+with trigger ``chaos-drill``, so it does not start the anti-flapping block that
+would hold back a real automatic failover afterwards.
+
+The RTO judged is the client's view from the fault, and drorch's from the fault
+(detection plus the failover), not from the moment drorch noticed. Then the
+killed site is started again (read-only, as every server starts) and failed back:
+reprotect refuses, loudly and resumably, if the kill left transactions only the
+old primary has.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from drorch.config.schema import Config
+from drorch.drill.archive import write_reports
+from drorch.drill.harness import DrillResult, Load, judge, lab_of, load_log, measured, move, run_id_of
+from drorch.drill.switchover import SETTLE_SECONDS, away_from_home
+from drorch.engine.executor import Options
+from drorch.engine.failback import failback
+from drorch.engine.failover import FailoverResult
+from drorch.engine.run import Progress, Run
+from drorch.errors import DrorchError, OperationFailed, RefusedForSafety
+from drorch.providers.estate import Estate
+from drorch.serve.daemon import Round, serve
+from drorch.state.backends import holding_lease
+from drorch.state.journal import Journal
+
+TRIGGER = "chaos-drill"
+LEAD_TIMEOUT = 15.0
+
+
+@dataclass
+class _Controller:
+    """The drill's own controller, in a thread: its rounds, and the one in which it failed over."""
+
+    config: Config
+    stop: threading.Event
+    led: threading.Event
+    acted: threading.Event
+    decided: Round | None = None
+    thread: threading.Thread | None = None
+
+    def on_round(self, found: Round) -> None:
+        if found.leader:
+            self.led.set()
+        if found.decision.acted and self.decided is None:
+            self.decided = found
+            self.acted.set()
+
+    def start(self) -> dict[str, Any]:
+        self.thread = threading.Thread(target=serve, args=(self.config, self.stop, self.on_round),
+                                       kwargs={"trigger": TRIGGER}, name="chaos-controller", daemon=True)
+        self.thread.start()
+        if not self.led.wait(LEAD_TIMEOUT):
+            self.finish()
+            raise RefusedForSafety("the drill's controller could not take the controller lease within "
+                                   f"{LEAD_TIMEOUT:g} s (another controller holds it); stop that `drorch serve` "
+                                   "or run the chaos drill where it runs")
+        return {"leading": True}
+
+    def finish(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=60)
+
+
+def controller_config(config: Config, to: str) -> Config:
+    """The estate's config with automatic failover on, ``to`` the only candidate and metrics on a free port."""
+    return config.model_copy(update={
+        "automation": config.automation.model_copy(update={"auto_failover": True, "candidates": [to]}),
+        "metrics": config.metrics.model_copy(update={"listen": "127.0.0.1:0"}),
+    })
+
+
+def chaos_drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Progress | None = None,
+                settle: float = SETTLE_SECONDS, timeout: float | None = None) -> DrillResult:
+    """Kill the home primary under load, wait for the automatic failover to ``to``, fail back, judge."""
+    config = estate.config
+    home = away_from_home(estate, to)
+    lab = lab_of(estate)
+    wait = timeout if timeout is not None else 3 * config.objectives.rto_seconds + 30
+    load = Load(lab, rate, load_log(estate))
+    controller = _Controller(controller_config(config, to), threading.Event(), threading.Event(), threading.Event())
+    run = Run("drill", {"mode": "chaos", "to": to, "home": home, "load_rate": rate}, progress, journal)
+    results: dict[str, FailoverResult] = {}
+    faulted: dict[str, float] = {}
+    try:
+        run.step("start the client load", load.start)
+        run.step("start a controller with automatic failover", controller.start)
+        run.step(f"kill {home}'s database and stop its app", lambda: _inject(lab, home, faulted))
+        results["there"] = move(run, "wait for detection and the automatic failover",
+                                lambda: _awaited(controller, to, wait))
+        run.step(f"keep writing on {to} for {settle:g} s", lambda: {"slept": settle if not load.stop.wait(settle)
+                                                                    else 0})
+        controller.finish()
+        run.step(f"start {home}'s database and app again", lambda: _heal(lab, home))
+        with holding_lease(config) as lease:
+            options = Options(approvals=frozenset({"*"}), lease=lease)
+            results["back"] = move(run, f"fail back to {home}",
+                                   lambda: failback(estate, progress, journal, home, options=options).switchover)
+    except DrorchError as exc:
+        controller.finish()
+        load.finish()
+        run.finish("failed", {"mode": "chaos", "to": to, "home": home, "error": str(exc),
+                              "failover_run": run_id_of(results.get("there")),
+                              "failback_run": run_id_of(results.get("back"))})
+        write_reports(config, journal, run.run_id)
+        raise
+    finally:
+        controller.finish()
+        load.finish()
+    truth = run.step("stop the load and check every acknowledged write", load.truth)
+    figures = _from_fault(measured(results["there"], truth, load.log), controller, faulted["at"])
+    objectives = judge(config.objectives.rto_seconds, config.objectives.rpo_seconds, figures)
+    status = "succeeded" if all(v["met"] for v in objectives.values()) else "missed"
+    run.finish(status, {"mode": "chaos", "to": to, "home": home, "measured": figures, "objectives": objectives,
+                        "failover_run": results["there"].run_id, "failback_run": results["back"].run_id,
+                        "fault_at": faulted["at"], "outages": truth["outages"]})
+    write_reports(config, journal, run.run_id)
+    return DrillResult(run.run_id, "chaos", to, home, status, figures, objectives, results["there"].run_id,
+                       results["back"].run_id)
+
+
+def _inject(lab: Any, site: str, faulted: dict[str, float]) -> dict[str, Any]:
+    from drorch.lab import chaos
+
+    faulted["at"] = time.time()
+    return {"database_killed": chaos.kill_db(lab, site), "app_stopped": chaos.stop_app(lab, site)}
+
+
+def _heal(lab: Any, site: str) -> dict[str, Any]:
+    from drorch.lab import chaos
+
+    return {"database_started": chaos.start_db(lab, site), "app_started": chaos.start_app(lab, site)}
+
+
+def _awaited(controller: _Controller, to: str, timeout: float) -> FailoverResult:
+    if not controller.acted.wait(timeout) or controller.decided is None:
+        raise OperationFailed(f"no automatic failover within {timeout:g} s of the fault: detection or automation "
+                              "did not act (see `drorch status` and the controller's metrics)")
+    result = controller.decided.decision.result
+    if result is None:
+        raise OperationFailed("the controller acted but left no failover result")
+    if result.to_site != to:
+        raise OperationFailed(f"the automatic failover went to {result.to_site}, not {to}")
+    return result
+
+
+def _from_fault(figures: dict[str, Any], controller: _Controller, fault_at: float) -> dict[str, Any]:
+    """drorch's RTO counted from the fault (detection included), and the detection time itself."""
+    decided = controller.decided
+    assert decided is not None  # the failover step succeeded only with a decision
+    detection = max(0.0, decided.verdicts.at - fault_at)
+    rto = figures["drorch_rto_seconds"]
+    return {**figures, "detection_seconds": round(detection, 3),
+            "drorch_rto_seconds": None if rto is None else round(detection + rto, 3)}

@@ -101,8 +101,9 @@ def _replicate(estate: Any, checkpoints: Any, table: str | None, once: bool, bac
                 document["backfill"] = [b.to_json() for b in copied]
                 if output != Output.json:
                     for b in copied:
-                        print(f"backfill {b.table} {b.source} -> {b.target}: {b.copied} copied, {b.newer} already "
-                              f"newer, of {b.scanned} ({b.seconds:.1f} s)")
+                        print(f"backfill {b.table} {b.source} -> {b.target}: {b.copied} copied, {b.repaired} "
+                              f"repaired, {b.same} already the same, {b.newer} newer there, of {b.scanned} "
+                              f"({b.seconds:.1f} s)")
             if not once:
                 info(f"replicating {', '.join(t.name for t in replicator.tables)} until SIGTERM or Ctrl-C")
             total = replicator.run(stop, until_caught_up=once, max_seconds=timeout if once else None, lease=lease,

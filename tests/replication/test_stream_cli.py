@@ -119,6 +119,20 @@ def test_verify_finds_an_injected_difference(lab: Lab, tmp_path: Path) -> None:
         assert text.returncode == 1 and "different: {'pk': {'S': 'k7'}}" in text.stdout
         assert f"{table.name}: tokyo differs from seoul" in text.stderr
 
+        estate.aws("tokyo", "dynamodb").delete_item(TableName=tokyo, Key={"pk": {"S": "k9"}})
+        fixed = drorch_cli(table.config_path, "replicate", "dynamodb", "--backfill", "--verify", "--output", "json",
+                           timeout=60)
+        assert fixed.returncode == 0, fixed.stderr
+        done = json.loads(fixed.stdout)
+        (backfilled,) = done["backfill"]
+        assert (backfilled["copied"], backfilled["repaired"], backfilled["same"]) == (1, 1, 38)
+        assert done["verify"][0]["same"]
+        ddb.update_item(TableName=seoul, Key={"pk": {"S": "k7"}}, UpdateExpression="SET v = :v",
+                        ExpressionAttributeValues={":v": {"N": "77"}})  # the stream still carries over a repair
+        again = drorch_cli(table.config_path, "replicate", "dynamodb", "--once", "--verify", timeout=60)
+        assert again.returncode == 0, again.stderr
+        assert items(estate, "tokyo", tokyo)["k7"]["v"] == {"N": "77"}
+
 
 def test_a_disabled_source_stream_exits_2_naming_the_table(lab: Lab, tmp_path: Path) -> None:
     with replicated(lab, tmp_path, views={"seoul": None}) as table:

@@ -15,11 +15,14 @@ import pytest
 
 from drorch.engine.actions.dynamodb import (
     ReplicateFromParams,
+    WaitReplicatedParams,
     plan_replicate_from,
+    plan_wait_replicated,
     replicate_from_action,
+    wait_replicated_action,
 )
 from drorch.engine.catalogue import ActionContext
-from drorch.errors import InvalidInput
+from drorch.errors import InvalidInput, OperationFailed
 from drorch.lab.control import Lab
 from drorch.providers.aws.streams import Shard
 from drorch.providers.estate import Estate
@@ -28,6 +31,7 @@ from drorch.replication.dynamodb.apply import SEQ, SRC
 from drorch.replication.dynamodb.direction import set_source
 from drorch.replication.dynamodb.replicator import Replicator
 from drorch.replication.dynamodb.stats import RoundStats, merge
+from drorch.replication.dynamodb.verify import verify
 from drorch.state.checkpoints import Checkpoints, open_checkpoints
 from tests.replication.stream_lab import KeySpec, Replicated, items, replicated
 
@@ -137,6 +141,23 @@ def test_reversal_ships_the_new_source_from_where_it_was_tracked(lab: Lab, tmp_p
         assert items(estate, "tokyo", tokyo)["k1"]["v"] == {"N": "200"}
 
 
+def test_wait_replicated_ships_what_the_source_holds_or_fails_in_time(lab: Lab, tmp_path: Path) -> None:
+    with replicated(lab, tmp_path) as table:
+        estate = Estate(table.config)
+        seoul, tokyo = table.names["seoul"], table.names["tokyo"]
+        for n in range(20):
+            _put(estate, "seoul", seoul, f"k{n}", v=n)
+        ctx = ActionContext(estate, {})
+        assert plan_wait_replicated(ctx, WaitReplicatedParams()) == [
+            f"DynamoDB {table.name}: changes seoul has not shipped yet applied at tokyo"]
+        done = wait_replicated_action(ctx, WaitReplicatedParams(timeout=20))
+        assert done["shipped"] == 20 and items(estate, "tokyo", tokyo) == items(estate, "seoul", seoul)
+        estate.aws("seoul", "dynamodb").update_table(TableName=seoul, StreamSpecification={"StreamEnabled": False})
+        with pytest.raises(OperationFailed, match=f"not caught up within 1 s: {table.name}: DynamoDB table {seoul} "
+                                                  r"at seoul \(ap-northeast-2\) has no stream enabled"):
+            wait_replicated_action(ctx, WaitReplicatedParams(timeout=1))
+
+
 def test_both_directions_do_not_ping_pong(lab: Lab, tmp_path: Path) -> None:
     with replicated(lab, tmp_path, direction="both") as table:
         estate = Estate(table.config)
@@ -156,6 +177,23 @@ def test_both_directions_do_not_ping_pong(lab: Lab, tmp_path: Path) -> None:
         assert items(estate, "seoul", seoul) == items(estate, "tokyo", tokyo)
         assert set(items(estate, "seoul", seoul)) == {"s1", "s2", "s3", "s4", "t0", "t1", "t2", "t3", "t4"}
         assert items(estate, "seoul", seoul)["s1"]["v"] == {"N": "11"}
+
+
+def test_binary_sort_keys_and_sets_replicate_and_verify(lab: Lab, tmp_path: Path) -> None:
+    keys: dict[str, KeySpec] = {site: (("pk", "S", "HASH"), ("part", "B", "RANGE")) for site in ("seoul", "tokyo")}
+    with replicated(lab, tmp_path, keys=keys) as table:
+        estate = Estate(table.config)
+        seoul = estate.aws("seoul", "dynamodb")
+        for n in range(6):
+            seoul.put_item(TableName=table.names["seoul"], Item={
+                "pk": {"S": "p"}, "part": {"B": bytes([n, 255])}, "tags": {"SS": [f"t{n}", "all"]},
+                "blob": {"B": b"\x00" * n}})
+        seoul.delete_item(TableName=table.names["seoul"], Key={"pk": {"S": "p"}, "part": {"B": bytes([3, 255])}})
+        with _replicator(table) as replicator:
+            _until_caught_up(replicator)
+        config = table.config
+        (compared,) = verify(Estate(config), open_checkpoints(config))
+        assert compared.same and compared.source_items == compared.target_items == 5, compared.to_json()
 
 
 @pytest.mark.parametrize("problem", ["stream off", "key schema", "missing"])

@@ -15,6 +15,7 @@ the target's stream (``is_echo``), so ``both``-way tables do not ping-pong.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections import OrderedDict
@@ -46,7 +47,36 @@ class Applied:
 
 def item_key(keys: dict[str, Any]) -> str:
     """A stable text form of an item's key (the same item gives the same text in every region)."""
-    return json.dumps(keys, sort_keys=True, separators=(",", ":"))
+    return json.dumps(keys, sort_keys=True, separators=(",", ":"), default=_binary)
+
+
+def record_keys(record: dict[str, Any]) -> dict[str, Any]:
+    """The key of the item a record changed, taken from its image when it has one.
+
+    The image is what gets written, so its key is the one that addresses the item (moto, for
+    one, encodes binary values in ``Keys`` twice); ``Keys`` only names the attributes.
+    """
+    change = record["dynamodb"]
+    image = change.get("NewImage") or change.get("OldImage") or {}
+    return {name: image.get(name, value) for name, value in change["Keys"].items()}
+
+
+def canonical(value: Any) -> Any:
+    """An attribute value (or item) in one form whatever order its sets came in, binaries as text."""
+    if isinstance(value, bytes | bytearray):
+        return _binary(value)
+    if isinstance(value, dict):
+        return {k: sorted(canonical(x) for x in v) if k in ("SS", "NS", "BS") else canonical(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [canonical(x) for x in value]
+    return value
+
+
+def _binary(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "b64:" + base64.b64encode(value).decode()
+    raise TypeError(f"not a DynamoDB key value: {type(value).__name__}")
 
 
 def _marks(image: dict[str, Any] | None) -> tuple[str | None, str | None]:
@@ -129,7 +159,7 @@ def apply(ddb: Any, table: str, record: dict[str, Any], source: str) -> Applied:
         return Applied("applied" if written else "newer")
     try:
         old = retry.call(lambda: ddb.delete_item(
-            TableName=table, Key=change["Keys"], ConditionExpression=_CONDITION, ExpressionAttributeNames=_NAMES,
+            TableName=table, Key=record_keys(record), ConditionExpression=_CONDITION, ExpressionAttributeNames=_NAMES,
             ExpressionAttributeValues={":src": {"S": source}, ":seq": {"S": position}}, ReturnValues="ALL_OLD"))
     except botocore.exceptions.ClientError as exc:
         if _client_code(exc) == "ConditionalCheckFailedException":

@@ -1,11 +1,20 @@
 """Copy a source table into its targets with a parallel Scan, before following the stream.
 
 A stream keeps 24 hours: a table older than that, a new target, or a replicator
-that fell behind the trim horizon needs the items themselves copied. Copies are
-stamped with the source stream and the lowest position there is, so a backfill
-never replaces a change the stream already carried (or carries while the scan
-runs); the stream, followed afterwards, brings every copy up to date. For a
-``both`` table only the site's own items (not copies from elsewhere) are sent.
+that fell behind the trim horizon needs the items themselves copied. Per item and
+target, never overwriting something newer:
+
+* no copy there, or one not written from this source: the item is written stamped
+  with the lowest position there is, so any change the stream carries replaces it;
+* a copy from this source with the same content: left alone;
+* a copy from this source that differs (an application changed it in place, keeping
+  drorch's stamp): the target is read first, then the source, and the source's item is
+  written stamped just above the target's position, on condition that the target's
+  stamp has not moved meanwhile. Any later change of the source has a higher position
+  than the target's was, so the stream still carries it over the repair.
+
+Items only the target holds are left for ``verify`` to report. For a ``both`` table
+only the site's own items (not copies from elsewhere) are sent.
 """
 
 from __future__ import annotations
@@ -14,13 +23,18 @@ import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+import botocore.exceptions
 
 from drorch.providers import retry
 from drorch.providers.estate import Estate
 from drorch.replication.dynamodb import apply, direction, tables
 from drorch.replication.dynamodb.tables import Copy
 from drorch.state.checkpoints import Checkpoints
+
+Outcome = Literal["copied", "repaired", "same", "newer"]
+_REPAIRED = "r"  # "…123" < "…123r" < "…124": a repair sorts after the position it repaired, before the next
 
 
 @dataclass
@@ -30,12 +44,18 @@ class BackfillStats:
     target: str
     scanned: int = 0
     copied: int = 0
-    newer: int = 0  # the target already had the streamed change: left alone
+    repaired: int = 0
+    same: int = 0
+    newer: int = 0  # the target moved on while we looked: left alone
     seconds: float = 0.0
+
+    def count(self, outcome: Outcome) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
 
     def to_json(self) -> dict[str, Any]:
         return {"table": self.table, "source": self.source, "target": self.target, "scanned": self.scanned,
-                "copied": self.copied, "newer": self.newer, "seconds": round(self.seconds, 3)}
+                "copied": self.copied, "repaired": self.repaired, "same": self.same, "newer": self.newer,
+                "seconds": round(self.seconds, 3)}
 
 
 def scan_segment(ddb: Any, table: str, segment: int, total: int) -> Any:
@@ -51,18 +71,57 @@ def scan_segment(ddb: Any, table: str, segment: int, total: int) -> Any:
             return
 
 
+def _get(ddb: Any, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    found = retry.call(functools.partial(ddb.get_item, TableName=table, Key=key, ConsistentRead=True))
+    item: dict[str, Any] | None = found.get("Item")
+    return item
+
+
+def _visible(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in (apply.SRC, apply.SEQ)}
+
+
+def _same(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    return bool(apply.canonical(_visible(one)) == apply.canonical(_visible(other)))
+
+
+def sync_item(estate: Estate, source: Copy, target: Copy, item: dict[str, Any]) -> Outcome:
+    """Bring ``target``'s copy of the scanned ``item`` in step (see the module docstring)."""
+    assert source.stream_arn is not None
+    ddb = estate.aws(target.site, "dynamodb")
+    key = {name: item[name] for name in source.key_names}
+    there = _get(ddb, target.name, key)
+    if there is None or there.get(apply.SRC, {}).get("S") != source.stream_arn:
+        written = apply.put_copy(ddb, target.name, item, source.stream_arn, apply.BACKFILL_SEQUENCE)
+        return "copied" if written else "newer"
+    if _same(there, item):
+        return "same"
+    now = _get(estate.aws(source.site, "dynamodb"), source.name, key)  # read after the target: see above
+    if now is None:
+        return "newer"  # deleted since the scan: the stream carries the delete
+    position = there[apply.SEQ]["S"]
+    stamped = {**_visible(now), apply.SRC: {"S": source.stream_arn}, apply.SEQ: {"S": position + _REPAIRED}}
+    try:
+        retry.call(lambda: ddb.put_item(
+            TableName=target.name, Item=stamped, ConditionExpression="#src = :src AND #seq = :seq",
+            ExpressionAttributeNames={"#src": apply.SRC, "#seq": apply.SEQ},
+            ExpressionAttributeValues={":src": {"S": source.stream_arn}, ":seq": {"S": position}}))
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return "newer"
+        raise
+    return "repaired"
+
+
 def _copy_segment(estate: Estate, source: Copy, targets: tuple[Copy, ...], own_only: bool, segment: int,
                   total: int) -> list[BackfillStats]:
-    assert source.stream_arn is not None
     found = [BackfillStats("", source.site, target.site) for target in targets]
     for item in scan_segment(estate.aws(source.site, "dynamodb"), source.name, segment, total):
         if own_only and apply.SRC in item:
             continue
         for stats, target in zip(found, targets, strict=True):
             stats.scanned += 1
-            written = apply.put_copy(estate.aws(target.site, "dynamodb"), target.name, item, source.stream_arn,
-                                     apply.BACKFILL_SEQUENCE)
-            stats.copied, stats.newer = stats.copied + written, stats.newer + (not written)
+            stats.count(sync_item(estate, source, target, item))
     return found
 
 
@@ -85,8 +144,8 @@ def backfill(estate: Estate, checkpoints: Checkpoints, only: str | None = None,
             totals = [BackfillStats(name, source.site, target.site) for target in targets]
             for part in parts:
                 for total, one in zip(totals, part, strict=True):
-                    total.scanned, total.copied = total.scanned + one.scanned, total.copied + one.copied
-                    total.newer += one.newer
+                    for field in ("scanned", "copied", "repaired", "same", "newer"):
+                        setattr(total, field, getattr(total, field) + getattr(one, field))
             for total in totals:
                 total.seconds = time.monotonic() - started
             results += totals

@@ -213,7 +213,7 @@ class Replicator:
         fresh = []
         for record in records:
             if record["eventName"] == "REMOVE":
-                echo = self._deletes.consume(where, apply.item_key(record["dynamodb"]["Keys"]))
+                echo = self._deletes.consume(where, apply.item_key(apply.record_keys(record)))
             else:
                 echo = apply.is_echo(record, stream.arn)
             if echo:
@@ -225,7 +225,7 @@ class Replicator:
             return
         lanes: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for record in fresh:
-            lanes[zlib.crc32(apply.item_key(record["dynamodb"]["Keys"]).encode()) % max(1, self.lanes)].append(record)
+            lanes[zlib.crc32(apply.item_key(apply.record_keys(record)).encode()) % max(1, self.lanes)].append(record)
         jobs = [self._writers.submit(self._apply_lane, stream, target, lane)
                 for target in stream.targets for lane in lanes.values()]
         for job in jobs:
@@ -243,7 +243,7 @@ class Replicator:
         shipped = newer = 0
         lags: list[float] = []
         for record in records:
-            key = apply.item_key(record["dynamodb"]["Keys"])
+            key = apply.item_key(apply.record_keys(record))
             removing = record["eventName"] == "REMOVE"
             if removing:
                 self._deletes.expect(where, key)  # before the delete: its REMOVE may be read at once

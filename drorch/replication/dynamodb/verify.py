@@ -13,7 +13,6 @@ replicator has caught up, or compare twice.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import zlib
@@ -23,13 +22,12 @@ from typing import Any
 
 from drorch.providers.estate import Estate
 from drorch.replication.dynamodb import direction, tables
-from drorch.replication.dynamodb.apply import item_key
+from drorch.replication.dynamodb.apply import canonical, item_key
 from drorch.replication.dynamodb.backfill import scan_segment
 from drorch.replication.dynamodb.tables import Copy
 from drorch.state.checkpoints import Checkpoints
 
 _MASK = (1 << 64) - 1
-_SETS = ("SS", "NS", "BS")
 _MAX_KEYS = 100_000  # per side, when naming the keys of differing segments
 
 
@@ -56,24 +54,14 @@ class Comparison:
                 "differing_segments": self.differing_segments, "examples": self.examples}
 
 
-def _normal(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return "b64:" + base64.b64encode(value).decode()
-    if isinstance(value, dict):
-        return {k: sorted(_normal(x) for x in v) if k in _SETS else _normal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_normal(x) for x in value]
-    return value
-
-
 def _digest(item: dict[str, Any]) -> int:
     visible = {k: v for k, v in item.items() if not k.startswith("_drorch_")}
-    text = json.dumps(_normal(visible), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(canonical(visible), sort_keys=True, separators=(",", ":"))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
 def _key(item: dict[str, Any], names: tuple[str, ...]) -> str:
-    return item_key({name: _normal(item[name]) for name in names})
+    return item_key({name: item[name] for name in names})
 
 
 def _segment(key: str, segments: int) -> int:

@@ -19,7 +19,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,13 +228,15 @@ class Replicator:
             lanes[zlib.crc32(apply.item_key(apply.record_keys(record)).encode()) % max(1, self.lanes)].append(record)
         jobs = [self._writers.submit(self._apply_lane, stream, target, lane)
                 for target in stream.targets for lane in lanes.values()]
+        wait(jobs)  # every lane ends before a failure is reported: no write of this batch still in flight
+        newest: dict[str, list[float]] = defaultdict(list)
         for job in jobs:
             target, shipped, newer, lags = job.result()
             outcome.shipped[target] += shipped
             outcome.newer[target] += newer
             outcome.lags += lags
-            if lags:
-                outcome.newest_lag[target] = lags[-1]
+            newest[target] += lags
+        outcome.newest_lag.update({target: min(lags) for target, lags in newest.items() if lags})
 
     def _apply_lane(self, stream: _Stream, target: Copy, records: list[dict[str, Any]]
                     ) -> tuple[str, int, int, list[float]]:
@@ -267,10 +269,12 @@ class Replicator:
         tracked: dict[tuple[str, str], TrackedStats] = {}
         stats = RoundStats(errors=errors)
         behind: set[tuple[str, str]] = set()
+        shipping_failed = bool(errors)  # so far: tables that could not be read at all
         for stream, outcome in read:
             table, site = stream.table.name, stream.copy.site
             if outcome.error:
                 errors.append(outcome.error)
+                shipping_failed = shipping_failed or bool(stream.targets)
             if outcome.trimmed:
                 stats.trimmed.append(outcome.trimmed)
             if not outcome.caught_up and stream.targets:
@@ -291,7 +295,7 @@ class Replicator:
             if pair.caught_up and pair.lag_seconds is None:
                 pair.lag_seconds = 0.0
         stats.pairs, stats.tracked = list(pairs.values()), list(tracked.values())
-        stats.caught_up = not errors and not behind
+        stats.caught_up = not shipping_failed and not behind  # a tracked stream's trouble does not hold it
         return stats
 
     def run(self, stop: threading.Event, *, until_caught_up: bool = False, max_seconds: float | None = None,

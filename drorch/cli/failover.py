@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from drorch.cli.output import ConfigOption, Output, OutputOption, confirm, emit_json, handle_errors, info, progress
+from drorch.cli.replication import copy_printer
 
 if TYPE_CHECKING:
     from drorch.engine.failover import FailoverResult
+    from drorch.providers.estate import Estate
 
 
 @handle_errors
@@ -85,6 +87,9 @@ def _report(result: FailoverResult, output: Output, extra: dict[str, Any] | None
 def failback_command(
     to: str | None = typer.Option(None, "--to", help="home site (default: the config's role: primary site)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    rebuild: bool = typer.Option(False, "--rebuild", help=(
+        "when the home site holds transactions the primary never had, rebuild it from the primary first "
+        "(discards them; asks first)")),
     config: Path | None = ConfigOption,
     output: Output = OutputOption,
 ) -> None:
@@ -99,9 +104,16 @@ def failback_command(
     home = to or cfg.primary_site
     cfg.site(home)
     confirm(yes, f"Fail {cfg.service} back to {home}?")
+    estate = Estate(cfg)
+    if rebuild:
+        _confirm_rebuild(estate, home, yes)
     with holding_lease(cfg) as lease:
         options = Options(approvals=frozenset({"*"}), interactive=sys.stdin.isatty(), lease=lease)
-        result = failback(Estate(cfg), progress, open_journal(cfg), home, options=options)
+        result = failback(estate, progress, open_journal(cfg), home, options=options, rebuild_diverged=rebuild,
+                          copy_progress=copy_printer() if output != Output.json else None)
+    if result.rebuilt is not None and output != Output.json:
+        print(f"rebuilt {home} from {result.rebuilt.source}: {result.rebuilt.bytes_copied / 1e6:.1f} MB in "
+              f"{result.rebuilt.seconds:.1f} s; discarded {'; '.join(result.rebuilt.discarded) or 'nothing'}")
     done = result.reprotected
     if output != Output.json and done is not None:
         state = "already a replica" if done.already else f"rejoined as a replica of {done.source}"
@@ -109,5 +121,20 @@ def failback_command(
                                                    f"of writes by heartbeats" if done.rpo_seconds is not None else ""))
     reprotect = None if done is None else {
         "site": done.site, "source": done.source, "already": done.already,
-        "failover_rpo_seconds": done.rpo_seconds, "completed_failover_run": result.completed_run}
+        "failover_rpo_seconds": done.rpo_seconds, "completed_failover_run": result.completed_run,
+        "rebuilt": None if result.rebuilt is None else result.rebuilt.to_json()}
     _report(result.switchover, output, {"reprotect": reprotect})
+
+
+def _confirm_rebuild(estate: Estate, home: str, yes: bool) -> None:
+    """Ask before a rebuild discards the home site's data (only when it will happen)."""
+    from drorch.errors import DrorchError
+    from drorch.replication.rejoin import Diverged, assess
+
+    try:
+        assess(estate, home)
+    except Diverged as diverged:
+        confirm(yes, f"REBUILD {home} from {diverged.primary} first? This discards every database on {home} (all "
+                     f"but mysql and sys), including what {diverged.primary} never had: {'; '.join(diverged.lost)}")
+    except DrorchError:  # the failback itself reports it
+        return

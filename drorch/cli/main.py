@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from drorch.cli import drill, failover, iam, lab, plan, playbook, replicate, runbook, runs, status
+from drorch.cli import drill, failover, iam, lab, plan, playbook, replicate, replication, runbook, runs, status
 
 app = typer.Typer(
     help="drorch: multi-cloud disaster-recovery orchestrator (probe, replicate, fail over, measure).",
@@ -15,6 +15,7 @@ app.add_typer(lab.app, name="lab")
 app.add_typer(runs.app, name="runs")
 app.add_typer(playbook.app, name="playbook")
 app.add_typer(runbook.app, name="runbook")
+app.add_typer(replication.app, name="replication")
 app.add_typer(replicate.app, name="replicate")
 app.command(name="failover")(failover.failover_command)
 app.command(name="failback")(failover.failback_command)

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from drorch.config.schema import Config
 from drorch.probes.detector import Verdicts
-from drorch.probes.readiness import Readiness
+from drorch.probes.readiness import Readiness, errant_in_round
 from drorch.probes.result import Snapshot
 from drorch.state.journal import RunRecord
 
@@ -30,6 +30,7 @@ class Metrics:
     replication_lag: Gauge
     replication_running: Gauge
     semi_sync_active: Gauge
+    errant_transactions: Gauge
     vpn_tunnel_up: Gauge
     dns_active_site: Gauge
     standby_ready: Gauge
@@ -65,6 +66,9 @@ def create(config: Config) -> Metrics:
         replication_running=gauge("drorch_replication_running", "1 when both replication threads run", ("replica",)),
         semi_sync_active=gauge("drorch_semi_sync_active", "1 while the primary replicates semi-synchronously",
                                ("site",)),
+        errant_transactions=gauge("drorch_errant_transactions",
+                                  "transactions the replica holds that the primary never had (errant GTIDs; at least "
+                                  "this many on MariaDB): such a replica must not be promoted", ("site",)),
         vpn_tunnel_up=gauge("drorch_vpn_tunnel_up", "1 when the VPN tunnel is up", ("site", "tunnel")),
         dns_active_site=gauge("drorch_dns_active_site", "1 for the site the PRIMARY record serves",
                               ("record", "site")),
@@ -114,6 +118,9 @@ def update(metrics: Metrics, config: Config, snapshot: Snapshot, verdicts: Verdi
         running = database is not None and database.ok and database.detail.get("io_running") and \
             database.detail.get("sql_running")
         topology.set("replication_running", (site,), 1 if running else 0)
+        primary_db = snapshot.get(primary, "database") if primary else None
+        if database is not None and database.ok and primary_db is not None and primary_db.ok:
+            topology.set("errant_transactions", (site,), errant_in_round(database.detail, primary_db.detail)[1])
         if database is not None and database.ok and database.value is not None:
             topology.set("replication_lag", ("mysql", primary, site), database.value)
         ready = readiness.get(site)
@@ -137,7 +144,7 @@ def update(metrics: Metrics, config: Config, snapshot: Snapshot, verdicts: Verdi
 class _Topology:
     """Sets topology series for one round and, at its end, removes those the round no longer has."""
 
-    NAMES = ("semi_sync_active", "replication_running", "replication_lag", "standby_ready")
+    NAMES = ("semi_sync_active", "replication_running", "replication_lag", "standby_ready", "errant_transactions")
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics

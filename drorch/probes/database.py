@@ -1,7 +1,9 @@
 """Database probes: role, replication threads, GTIDs, heartbeat lag, semi-sync.
 
 One connection per site per round, one attempt, tight timeouts: a probe must
-report a failure, never hide it behind retries.
+report a failure, never hide it behind retries. The per-origin GTID history comes
+with the same first query, so readiness and the errant-transaction metric compare
+sites without another round trip.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ def probe(estate: Estate, site: str) -> ProbeResult:
             "executed_gtid": state.executed_gtid,
             "semi_sync_source_on": state.semi_sync_source_on,
             "semi_sync_source_active": state.semi_sync_source_active,
+            "semi_sync_replica_on": state.semi_sync.replica_enabled,
+            "semi_sync_clients": state.semi_sync.clients,
+            "gtid_history": state.history,
+            "origin": state.origin,
             "heartbeat_seq": beat.seq if beat else None,
             "heartbeat_origin": beat.origin if beat else None,
         }

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from drorch.config.schema import Config
 from drorch.probes.result import Snapshot
-from drorch.providers.mysql.gtid import GtidPosition
+from drorch.providers.mysql.gtid import GtidPosition, errant
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,21 @@ class Readiness:
     site: str
     ready: bool
     reasons: tuple[str, ...]
+
+
+def errant_in_round(replica: dict[str, Any], primary: dict[str, Any]) -> tuple[str | None, int]:
+    """Errant transactions of a replica against the primary from one round's probe details: (GTIDs, count).
+
+    With both per-origin histories (MariaDB binlog states, MySQL GTID sets) the comparison is exact per
+    (domain, server) pair, leaving out the primary's own newest writes (the two were read a moment apart);
+    otherwise positions are compared per domain.
+    """
+    mine, theirs = replica.get("gtid_history"), primary.get("gtid_history")
+    if mine is None or theirs is None:
+        text = _errant(str(replica.get("executed_gtid", "")), str(primary.get("executed_gtid", "")))
+        return text, 0 if text is None else len(text.split(", "))
+    found = errant(str(mine), str(theirs), ignore_origin=str(primary.get("origin", "")))
+    return (str(found) or None), found.count
 
 
 def _errant(replica_gtid: str, primary_gtid: str) -> str | None:
@@ -51,9 +67,11 @@ def _database_reasons(config: Config, snapshot: Snapshot, site: str, primary: st
         reasons.append(f"replication lag {database.value:.2f} s exceeds the RPO objective {rpo:g} s")
     primary_result = snapshot.get(primary, "database")
     if primary_result is not None and primary_result.ok:
-        errant = _errant(str(detail.get("executed_gtid", "")), str(primary_result.detail.get("executed_gtid", "")))
-        if errant:
-            reasons.append(f"errant GTIDs not on the primary: {errant}")
+        found, count = errant_in_round(detail, primary_result.detail)
+        if found:
+            exact = "gtid_history" in detail  # per-pair histories: sure enough to name the fix
+            fix = f" ({count} transaction(s)); fix: `drorch replication reprotect {site} --rebuild`" if exact else ""
+            reasons.append(f"errant GTIDs not on the primary: {found}{fix}")
     return reasons
 
 

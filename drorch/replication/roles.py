@@ -8,12 +8,14 @@ The built-in failover, failback and the playbook actions all use these.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from drorch.errors import OperationFailed
+from drorch.engine.topology import site_at
+from drorch.errors import OperationFailed, RefusedForSafety
 from drorch.providers.estate import Estate
 from drorch.providers.mysql.client import MySQLClient
-from drorch.providers.mysql.gtid import GtidPosition, count_gtid_set, unreplicated_pairs
+from drorch.providers.mysql.gtid import Errant, GtidPosition, count_gtid_set, errant, unreplicated_pairs
 
 _KEEP_COMMANDS = {"Binlog Dump", "Binlog Dump GTID", "Daemon", "Slave_IO", "Slave_SQL", "Slave_worker"}
 
@@ -121,3 +123,55 @@ def unreplicated(old: MySQLClient, new: MySQLClient) -> list[str]:
         missing = str(new.query(*statement)[0]["missing"] or "")
         return [missing] if missing else []
     return unreplicated_pairs(history, str(new.query(new.flavor.history_sql())[0]["history"] or ""))
+
+
+def history(db: MySQLClient) -> str:
+    """The server's per-origin GTID history (MariaDB binlog state, MySQL gtid_executed)."""
+    return str(db.query(db.flavor.history_sql())[0]["history"] or "")
+
+
+def errant_between(replica: MySQLClient, source: MySQLClient) -> Errant:
+    """Transactions ``replica`` holds that ``source`` never had.
+
+    The replica is read first: whatever the source writes meanwhile only adds to its reading,
+    so the source's newest writes are never mistaken for errant ones.
+    """
+    mine = history(replica)
+    return errant(mine, history(source))
+
+
+def check_promotable(estate: Estate, site: str, reachable: Collection[str] | None = None) -> None:
+    """Refuse to promote a replica holding transactions its source never had (errant GTIDs).
+
+    Promoted, it would serve them to every other site: replication breaks on them, or they
+    silently become part of history. With the source gone, the other reachable sites stand in
+    for it, leaving out the dead source's own newest transactions (they may simply lag on those).
+    ``reachable`` (what a playbook run observed at its start) saves pinging a dead source again.
+    """
+
+    def answers(other: str) -> bool:
+        return other in reachable if reachable is not None else estate.mysql(other).ping()
+
+    db = estate.mysql(site)
+    state = db.state()
+    replica = state.replica
+    if replica is None:  # not replicating (a sole primary, or promoted already): nothing to compare with
+        return
+    source = site_at(estate, replica.source_host, replica.source_port)
+    if source is not None and answers(source):
+        found, against = errant_between(db, estate.mysql(source)), source
+    else:
+        peers = [s for s in estate.config.sites if s not in (site, source) and answers(s)]
+        if not peers or not replica.source_origin:
+            return
+        found = errant(state.history, ",".join(history(estate.mysql(peer)) for peer in peers), replica.source_origin)
+        against = " or ".join(peers)
+    if found:
+        raise RefusedForSafety(errant_advice(site, against, found))
+
+
+def errant_advice(site: str, source: str, found: Errant) -> str:
+    return (f"{site} holds {found.count} transaction(s) {source} never had (errant GTIDs: {found}); promoting it "
+            f"would push them to every other site or break replication on them. Nothing was promoted. Fix: inspect "
+            f"them in {site}'s binlog (mariadb-binlog / mysqlbinlog), then rebuild {site} from the primary with "
+            f"`drorch replication reprotect {site} --rebuild` (discards them)")

@@ -12,8 +12,17 @@ from drorch.engine.catalogue import ActionContext, Params, action
 from drorch.engine.topology import site_at
 from drorch.errors import RefusedForSafety
 from drorch.providers.mysql.client import ServerState
-from drorch.replication.rejoin import assess, reprotect
-from drorch.replication.roles import fence, follow, promote, received_gtid, semi_sync_partner, wait_applied
+from drorch.replication.rebuild import reprotect_or_rebuild
+from drorch.replication.rejoin import Diverged, assess
+from drorch.replication.roles import (
+    check_promotable,
+    fence,
+    follow,
+    promote,
+    received_gtid,
+    semi_sync_partner,
+    wait_applied,
+)
 
 
 class SiteParams(Params):
@@ -24,6 +33,11 @@ class WaitParams(Params):
     site: str
     source: str | None = None  # reach this site's binlog position (planned); default: all the site received
     timeout: float = 30.0
+
+
+class ReprotectParams(Params):
+    site: str
+    rebuild: bool = False  # when it diverged, replace its data with a copy of the primary's (discards them)
 
 
 class RepointParams(Params):
@@ -51,6 +65,7 @@ def plan_fence(ctx: ActionContext, p: SiteParams) -> list[str]:
 
 
 def plan_promote(ctx: ActionContext, p: SiteParams) -> list[str]:
+    check_promotable(ctx.estate, p.site)  # an errant replica: the plan says it would be refused
     state = ctx.estate.mysql(p.site).state(attempts=1)
     changes = [f"{p.site} database: stop replicating from {_source(ctx, state)}"] if state.replica else []
     return changes + ([f"{p.site} database: read_only ON -> OFF (accepts writes)"] if state.read_only else [])
@@ -93,7 +108,11 @@ def wait_caught_up_action(ctx: ActionContext, p: WaitParams) -> dict[str, Any]:
 
 @action("mysql.promote", SiteParams, plan=plan_promote)
 def promote_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
-    """Stop replicating, forget the old source, make the database writable (semi-sync source when its pair answers)."""
+    """Stop replicating, forget the old source, make the database writable (semi-sync source when its pair answers).
+
+    Refused, changing nothing, when the site holds transactions its source never had (errant GTIDs).
+    """
+    check_promotable(ctx.estate, p.site, ctx.variables.get("reachable"))
     partner = semi_sync_partner(ctx.estate, p.site)
     partner_alive = partner is not None and ctx.estate.mysql(partner).ping()
     promote(ctx.estate.mysql(p.site), partner_alive)
@@ -165,18 +184,32 @@ def unfence_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
     return {}
 
 
-def plan_reprotect(ctx: ActionContext, p: SiteParams) -> list[str]:
-    found = assess(ctx.estate, p.site)  # raises exactly as the action would
+def plan_reprotect(ctx: ActionContext, p: ReprotectParams) -> list[str]:
+    try:
+        found = assess(ctx.estate, p.site)  # raises exactly as the action would
+    except Diverged as exc:
+        if not p.rebuild:
+            raise
+        return [f"{p.site} database: REBUILT from {exc.primary} (every database but mysql and sys dropped and "
+                f"copied; discards {'; '.join(exc.lost)}), then replicating from it"]
     return [] if found.already else plan_repoint(ctx, RepointParams(site=p.site, source=found.primary))
 
 
-@action("mysql.reprotect", SiteParams, plan=plan_reprotect)
-def reprotect_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
+@action("mysql.reprotect", ReprotectParams, plan=plan_reprotect)
+def reprotect_action(ctx: ActionContext, p: ReprotectParams) -> dict[str, Any]:
     """Rejoin the site (an old primary) as a caught-up replica of the current primary.
 
     Refused, changing nothing, when it holds transactions the primary never received: they would
-    become errant GTIDs. Also measures, by heartbeats, what the failover that left it behind lost.
+    become errant GTIDs; with ``rebuild: true`` it is rebuilt from the primary instead (its data
+    replaced by a copy; needs ``data.mysql.admin_user``). Also measures, by heartbeats, what the
+    failover that left it behind lost.
     """
-    result = reprotect(ctx.estate, p.site)
+    outcome = reprotect_or_rebuild(ctx.estate, p.site, p.rebuild)
+    if outcome.rebuilt is not None:
+        rebuilt = outcome.rebuilt
+        return {"reprotected": rebuilt.site, "source": rebuilt.source, "already": False,
+                "rpo_seconds": rebuilt.rpo_seconds, "rebuilt": rebuilt.to_json()}
+    result = outcome.reprotected
+    assert result is not None
     return {"reprotected": result.site, "source": result.source, "already": result.already,
             "rpo_seconds": result.rpo_seconds}

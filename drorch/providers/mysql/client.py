@@ -11,14 +11,14 @@ import contextlib
 import functools
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
 import pymysql.cursors
 
 from drorch.providers import retry
-from drorch.providers.mysql.flavor import FLAVORS, Flavor, ReplicaStatus, Statement
+from drorch.providers.mysql.flavor import FLAVORS, Flavor, ReplicaStatus, SemiSync, Statement
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ class ServerState:
     replica: ReplicaStatus | None
     semi_sync_source_on: bool
     semi_sync_source_active: bool
+    history: str = ""  # per-origin history: gtid_binlog_state (MariaDB), gtid_executed (MySQL)
+    origin: str = ""  # what this server's own transactions carry: server_id (MariaDB), server_uuid (MySQL)
+    semi_sync: SemiSync = field(default_factory=SemiSync)
 
 
 @functools.cache
@@ -134,21 +137,24 @@ class MySQLClient:
 
     def read_state(self, cur: Any) -> ServerState:
         """The server's state through an open cursor (probes add their own queries on the same connection)."""
-        cur.execute(self.flavor.state_sql())
+        flavor = self.flavor
+        cur.execute(flavor.state_sql())
         row = cur.fetchone() or {}
-        cur.execute(self.flavor.replica_status_sql())
+        cur.execute(flavor.replica_status_sql())
         replica_row = cur.fetchone()
-        cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%%_status'")
-        status = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
-        cur.execute("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%%_enabled'")
-        variables = {r["Variable_name"].lower(): r["Value"] for r in cur.fetchall()}
-        prefixes = ("rpl_semi_sync_master", "rpl_semi_sync_source")
+        cur.execute(flavor.semi_sync_variables_sql())
+        variables = {r["Variable_name"]: str(r["Value"]) for r in cur.fetchall()}
+        cur.execute(flavor.semi_sync_status_sql())
+        semi = flavor.parse_semi_sync(variables, {r["Variable_name"]: str(r["Value"]) for r in cur.fetchall()})
         return ServerState(
             name=self.address.name,
             read_only=bool(int(row.get("ro", 0))),
             executed_gtid=str(row.get("cur") or ""),
             binlog_gtid=str(row.get("bin") or ""),
-            replica=self.flavor.parse_replica_status(replica_row) if replica_row else None,
-            semi_sync_source_on=any(k.startswith(prefixes) and v == "ON" for k, v in variables.items()),
-            semi_sync_source_active=any(k.startswith(prefixes) and v == "ON" for k, v in status.items()),
+            replica=flavor.parse_replica_status(replica_row) if replica_row else None,
+            semi_sync_source_on=semi.source_enabled,
+            semi_sync_source_active=semi.source_active,
+            history=str(row.get("history") or ""),
+            origin=str(row.get("origin") or ""),
+            semi_sync=semi,
         )

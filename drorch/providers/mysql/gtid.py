@@ -69,3 +69,109 @@ def count_gtid_set(text: str | None) -> int:
             first, _, last = interval.partition("-")
             total += int(last or first) - int(first) + 1
     return total
+
+
+@dataclass(frozen=True)
+class Errant:
+    """Transactions one server holds that another never had.
+
+    ``gtids`` are for people: MariaDB's newest GTID of each (domain, server) pair the other
+    side lacks, MySQL's exact ``uuid:interval`` sets. ``count`` is exact for MySQL and a lower
+    bound for MariaDB, whose binlog state keeps only the last GTID of each pair.
+    """
+
+    gtids: tuple[str, ...] = ()
+    count: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.gtids)
+
+    def __str__(self) -> str:
+        return ", ".join(self.gtids)
+
+
+def errant(history: str | None, other: str | None, ignore_origin: str = "") -> Errant:
+    """What ``history`` holds beyond ``other`` (both MariaDB binlog states, or both MySQL GTID sets).
+
+    ``ignore_origin`` (a server_id or server_uuid) leaves out that server's own transactions: when
+    the two were read a moment apart, the newest writes of the primary read first are a race, not
+    errant transactions.
+    """
+    if ":" in (history or "") or ":" in (other or ""):
+        return _errant_sets(history or "", other or "", ignore_origin)
+    mine, theirs = GtidPosition.parse(history), GtidPosition.parse(other)
+    have = {(domain, server): seq for domain, server, seq in theirs.domains}
+    gtids, count = [], 0
+    for domain in sorted({d for d, _s, _q in mine.domains}):
+        pairs = [(s, q) for d, s, q in mine.domains if d == domain and str(s) != ignore_origin]
+        uncovered = [(s, q) for s, q in pairs if q > have.get((domain, s), 0)]
+        if not uncovered:
+            continue
+        # seqs above the newest the other side has in the domain are all missing there
+        reach = max((q for d, _s, q in theirs.domains if d == domain), default=0)
+        count += max(0, max(q for _s, q in uncovered) - reach) + sum(1 for _s, q in uncovered if q <= reach)
+        gtids += [f"{domain}-{server}-{seq}" for server, seq in uncovered]
+    return Errant(tuple(gtids), count)
+
+
+def _parse_set(text: str) -> dict[str, list[tuple[int, int]]]:
+    """``uuid[:tag]:1-5:7,...`` -> {"uuid[:tag]": [(1, 5), (7, 7)]} (tags: MySQL 8.3+)."""
+    found: dict[str, list[tuple[int, int]]] = {}
+    for member in text.replace("\n", "").split(","):
+        parts = [part.strip() for part in member.strip().split(":") if part.strip()]
+        if not parts:
+            continue
+        key = parts[0].lower()
+        for part in parts[1:]:
+            if not part[0].isdigit():
+                key = f"{parts[0].lower()}:{part}"
+                continue
+            first, _, last = part.partition("-")
+            found.setdefault(key, []).append((int(first), int(last or first)))
+    return found
+
+
+def _subtract(ranges: list[tuple[int, int]], minus: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    result = []
+    for first, last in sorted(ranges):
+        start = first
+        for cut_first, cut_last in sorted(minus):
+            if cut_last < start or cut_first > last:
+                continue
+            if cut_first > start:
+                result.append((start, cut_first - 1))
+            start = max(start, cut_last + 1)
+        if start <= last:
+            result.append((start, last))
+    return result
+
+
+def _errant_sets(history: str, other: str, ignore_origin: str) -> Errant:
+    mine, theirs = _parse_set(history), _parse_set(other)
+    gtids, count = [], 0
+    for key, ranges in sorted(mine.items()):
+        if key.split(":")[0] == ignore_origin.lower():
+            continue
+        left = _subtract(ranges, theirs.get(key, []))
+        if left:
+            gtids.append(key + ":" + ":".join(f"{a}-{b}" if b > a else str(a) for a, b in left))
+            count += sum(b - a + 1 for a, b in left)
+    return Errant(tuple(gtids), count)
+
+
+def merge_history(state: str | None, position: str | None) -> str:
+    """The binlog state for a server loaded from a dump taken at ``position`` (MariaDB).
+
+    ``state`` is the source's binlog state read before the dump: every (domain, server) pair it names
+    is at or below the position, so the dump holds it. Keeping those pairs (not only the position)
+    lets later errant checks compare this server with peers that remember older writers. Within a
+    domain the position comes last: MariaDB takes the last entry as the domain's current GTID.
+    """
+    if ":" in (state or "") + (position or ""):
+        return position or ""
+    at = {domain: (server, seq) for domain, server, seq in GtidPosition.parse(position).domains}
+    entries = [(d, s, q) for d, s, q in GtidPosition.parse(state).domains
+               if d not in at or (s != at[d][0] and q <= at[d][1])]
+    entries += [(d, s, q) for d, (s, q) in at.items()]
+    last = sorted(entries, key=lambda e: (e[0], e[0] in at and e[1] == at[e[0]][0]))
+    return ",".join(f"{d}-{s}-{q}" for d, s, q in last)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import tempfile
 import threading
 import time
@@ -284,6 +285,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=5000)
     parser.add_argument("--lab", type=Path, default=None, help="use this running lab instead of starting one")
     args = parser.parse_args()
+    load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="drorch-bench-") as tmp:
         root = args.lab or Path(tmp) / "lab"
         if args.lab is None:
@@ -306,8 +308,15 @@ def main() -> None:
         **{f"lag_p99_at_{int(e['offered_per_second'])}": e["lag_true_p99"] for e in results["offered"]},
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    notes = ("drain_ratio_to_ceiling is the throughput figure (the replicator alone against plain puts); at an "
+             "offered rate applied/s cannot exceed what the writer achieves, and the writer and the replicator share "
+             "one moto process: each replicated write costs moto a conditional put (dearer than a plain one: moto "
+             "parses the condition), its record in the source stream and its echo in the target stream, so writer "
+             "plus replicator saturate moto near ceiling/2.5 writes/s. The machine is shared: load averages below.")
     RESULTS.write_text(json.dumps({"what": "drorch DynamoDB stream replicator on the lab's moto: throughput and lag",
                                    "code": code_version(), "cpus": multiprocessing.cpu_count(),
+                                   "load_average_before": load_before, "load_average_after": list(os.getloadavg()),
+                                   "notes": notes,
                                    "parameters": {"rates": args.rates, "seconds": args.seconds,
                                                   "concurrency": args.concurrency, "backlog": args.backlog},
                                    "summary": summary, **results}, indent=2) + "\n")

@@ -73,14 +73,14 @@ class Replicator:
 
     def __init__(self, estate: Estate, checkpoints: Checkpoints, only: str | None = None, *,
                  batch_size: int = 500, track_batch_size: int = 250, round_seconds: float = 0.5, lanes: int = 8,
-                 poll_seconds: float = 0.2, refresh_seconds: float = 10.0, track_seconds: float = 5.0,
-                 observe: Observer | None = None) -> None:
+                 poll_seconds: float = 0.2, quiet_poll_seconds: float = 1.0, refresh_seconds: float = 10.0,
+                 track_seconds: float = 5.0, observe: Observer | None = None) -> None:
         self.estate, self.checkpoints = estate, checkpoints
         self.tables = direction.stream_tables(estate.config, only)
         self.batch_size, self.track_batch_size, self.lanes = batch_size, track_batch_size, lanes
         self.round_seconds = round_seconds
         self.poll_seconds, self.refresh_seconds, self.observe = poll_seconds, refresh_seconds, observe
-        self.track_seconds = track_seconds
+        self.track_seconds, self.quiet_poll_seconds = track_seconds, quiet_poll_seconds
         self._idle, self._tracked_at = False, 0.0
         self._copies: dict[str, tuple[float, tuple[str, ...], dict[str, Copy]]] = {}
         self._shards: dict[str, tuple[float, tuple[Shard, ...]]] = {}
@@ -301,13 +301,15 @@ class Replicator:
     def run(self, stop: threading.Event, *, until_caught_up: bool = False, max_seconds: float | None = None,
             lease: Keeper | None = None, on_round: Callable[[RoundStats], None] | None = None) -> RoundStats:
         """Rounds until ``stop`` is set (or, with ``until_caught_up``, everything available is shipped, or
-        ``max_seconds`` pass); returns the rounds' totals. Idle between rounds only when caught up.
+        ``max_seconds`` pass); returns the rounds' totals. Idle between rounds only when caught up:
+        ``poll_seconds``, stretched to ``quiet_poll_seconds`` after a second or so of nothing to ship
+        (each GetRecords costs a call of the stream's per-shard budget, and moto keeps every iterator).
 
         With a ``lease``, it is checked (at most once a second) before a round: LeaseLost once it is gone.
         """
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         total = RoundStats()
-        checked = 0.0
+        checked, quiet = 0.0, 0
         while not stop.is_set():
             if lease is not None and time.monotonic() - checked >= 1.0:
                 lease.check()
@@ -320,8 +322,11 @@ class Replicator:
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            if stats.caught_up or stats.errors:
-                stop.wait(self.poll_seconds if not stats.errors else max(self.poll_seconds, 1.0))
+            quiet = quiet + 1 if stats.caught_up and not stats.shipped else 0
+            if stats.errors:
+                stop.wait(max(self.poll_seconds, 1.0))
+            elif stats.caught_up:
+                stop.wait(min(self.quiet_poll_seconds, self.poll_seconds * 2 ** min(10, max(0, quiet - 5))))
         return total
 
 

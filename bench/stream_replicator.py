@@ -1,6 +1,6 @@
 """DynamoDB stream replicator: throughput and lag against what moto itself accepts.
 
-Run: .venv/bin/python bench/stream_replicator.py [--rates 100 500 1000] [--seconds 10] [--concurrency 8]
+Run: .venv/bin/python bench/stream_replicator.py [--rates 50 100 500 1000] [--seconds 10] [--concurrency 8]
 Writes bench/results/stream_replicator.json and prints a Markdown table.
 
 All in one run, on one lab (moto serves both regions from one process, on this machine):
@@ -9,7 +9,7 @@ All in one run, on one lab (moto serves both regions from one process, on this m
   (measured just before and just after the drain, the mean used: the machine is shared);
 - drain: a backlog of items written at seoul while no replicator runs, then the replicator started:
   its top speed (applied/s), the figure compared with the ceiling (target: >= 70 %);
-- offered load: the application writing at 100, 500, 1000 items/s (paced, ``--concurrency`` threads,
+- offered load: the application writing at 50, 100, 500, 1000 items/s (paced, ``--concurrency`` threads,
   in a separate process so it does not share the replicator's interpreter) while the replicator
   follows: applied/s and lag per item, where lag = landed at tokyo - the writer's clock before
   its put (the true figure) and = landed - the stream's ApproximateCreationDateTime (what the
@@ -235,7 +235,7 @@ def measure(args: argparse.Namespace, lab: Lab) -> dict[str, Any]:
         probe_samples: list[float] = []
         probe_stop = threading.Event()
         prober = threading.Thread(target=probe_loop, args=(bench_estate, probe, probe_stop, probe_samples))
-        if rate == min(args.rates):
+        if rate == 100 or len(args.rates) == 1:
             prober.start()
         written, write_seconds = run_writer(config_path, "seoul", f"{data}-seoul", f"r{rate}", rate, args.seconds,
                                             args.concurrency)
@@ -279,7 +279,7 @@ def measure(args: argparse.Namespace, lab: Lab) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0, 1000.0])
+    parser.add_argument("--rates", type=float, nargs="+", default=[50.0, 100.0, 500.0, 1000.0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--backlog", type=int, default=5000)
@@ -295,14 +295,13 @@ def main() -> None:
         finally:
             if args.lab is None:
                 lifecycle.down(root)
-    low = results["offered"][0]
+    at_100 = next((e for e in results["offered"] if e["offered_per_second"] == 100), None)
     summary = {
         "ceiling_puts_per_second": results["ceiling"]["puts_per_second"],
         "drain_applied_per_second": results["drain"]["applied_per_second"],
         "drain_ratio_to_ceiling": results["drain"]["ratio_to_ceiling"],
         "target_ratio_met": results["drain"]["ratio_to_ceiling"] >= 0.7,
-        "lag_p99_at_lowest_rate": low["lag_true_p99"],
-        "target_lag_met": low["lag_true_p99"] is not None and low["lag_true_p99"] <= 1.0,
+        "target_lag_met": None if at_100 is None else (at_100["lag_true_p99"] or 99.0) <= 1.0,
         **{f"applied_per_second_at_{int(e['offered_per_second'])}": e["applied_per_second"]
            for e in results["offered"]},
         **{f"lag_p99_at_{int(e['offered_per_second'])}": e["lag_true_p99"] for e in results["offered"]},

@@ -139,12 +139,13 @@ class Replicator:
         """One pass over every table: ship what is available, a bounded amount per shard.
 
         Tracked streams are read (one batch per shard, in the background: a round never waits
-        for them) when the previous round found nothing left to ship, or every ``track_seconds``:
-        under load, shipping comes first, and tracking late only costs a few skipped echoes
-        should the direction turn meanwhile.
+        for them) once a second when the previous round found nothing left to ship, else every
+        ``track_seconds``: under load, shipping comes first, and tracking late only costs a few
+        skipped echoes should the direction turn meanwhile.
         """
         started = time.monotonic()
-        track = self._idle or started - self._tracked_at >= self.track_seconds
+        since = started - self._tracked_at
+        track = (self._idle and since >= 1.0) or since >= self.track_seconds
         errors: list[str] = []
         work: list[tuple[_Stream, shards.Cursor]] = []
         tracked: list[tuple[_Stream, shards.Cursor]] = []

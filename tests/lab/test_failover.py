@@ -81,7 +81,7 @@ def test_refuses_to_promote_when_only_the_controller_lost_the_primary(home: Lab,
     """A partition: drorch cannot reach seoul, but tokyo still replicates from it."""
     document = yaml.safe_load(home.layout.config.read_text())
     document["sites"]["seoul"]["mysql"]["host"] = "127.10.0.99"  # unreachable from the controller only
-    for ref in ("secrets/drorch.password", "secrets/repl.password"):
+    for ref in ("secrets/drorch.password", "secrets/repl.password", "secrets/admin.password"):
         (tmp_path / ref).parent.mkdir(exist_ok=True)
         (tmp_path / ref).write_text((home.layout.root / ref).read_text())
     document["sites"]["seoul"]["provider"]["credentials_file"] = str(home.layout.aws_credentials)

@@ -41,8 +41,9 @@ def reversed_lab_config(lab: Lab, directory: Path) -> Path:
             site["provider"]["clouds_file"] = str(root / site["provider"]["clouds_file"])
         site["mysql"]["password"]["file"] = str(root / site["mysql"]["password"]["file"])
     document["dns"]["provider"]["credentials_file"] = str(root / document["dns"]["provider"]["credentials_file"])
-    repl = document["data"]["mysql"]["replication_password"]
-    repl["file"] = str(root / repl["file"])
+    for secret in ("replication_password", "admin_password"):
+        ref = document["data"]["mysql"][secret]
+        ref["file"] = str(root / ref["file"])
     document["state"]["path"] = str(directory / "state.db")
     path = directory / "drorch.yaml"
     path.write_text(yaml.safe_dump(document))

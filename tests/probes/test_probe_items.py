@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 from drorch.data.probe_items import ProbeItemWriter, targets
@@ -19,8 +20,8 @@ def test_every_aws_region_gets_fresh_sequenced_probes(lab: Lab) -> None:
     try:
         for site, target in found.items():
             client = lab.estate.aws(site, "dynamodb")
-            first = wait_for(lambda c=client, t=target: _own_probe(c, t.table, t.region, started))
-            later = wait_for(lambda c=client, t=target, f=first: _newer(c, t.table, t.region, f.seq), timeout=5)
+            first = wait_for(functools.partial(_own_probe, client, target.table, target.region, started))
+            later = wait_for(functools.partial(_newer, client, target.table, target.region, first.seq), timeout=5)
             assert later.seq > first.seq and later.written_at > first.written_at
             assert later.written_at <= time.time()
         assert writer.errors == {}

@@ -14,8 +14,8 @@ from drorch.cli.output import ConfigOption, Output, OutputOption, confirm, emit_
 def drill_command(
     to: str = typer.Option(..., "--to", help="the site to fail over to and back from"),
     mode: str = typer.Option("switchover", "--mode", help=(
-        "switchover (planned there and back, under load) or chaos (kill the primary, automatic failover, "
-        "fail back)")),
+        "switchover (planned there and back, under load), chaos (kill the primary, automatic failover, "
+        "fail back) or isolated (promote a scratch copy of SITE's replica; nothing moves)")),
     load: float = typer.Option(20.0, "--load", min=1.0, max=500.0, help="client writes per second during the drill"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
     config: Path | None = ConfigOption,
@@ -33,11 +33,18 @@ def drill_command(
     from drorch.providers.estate import Estate
     from drorch.state.backends import holding_lease, open_journal
 
-    if mode not in ("switchover", "chaos"):
-        raise InvalidInput(f"--mode {mode}: choose switchover or chaos (isolated comes later)")
+    if mode not in ("switchover", "chaos", "isolated"):
+        raise InvalidInput(f"--mode {mode}: choose switchover, chaos or isolated")
     cfg = load_config(find_config_path(config))
     cfg.site(to)
-    if mode == "chaos":
+    if mode == "isolated":
+        from drorch.drill.isolated import isolated_drill
+
+        confirm(yes, f"Isolated drill: scale {to} up, promote a scratch copy of its replica, smoke-test it, clean up "
+                     "(DNS and roles are not touched)?")
+        with holding_lease(cfg):
+            result = isolated_drill(Estate(cfg), to, open_journal(cfg), progress)
+    elif mode == "chaos":
         from drorch.drill.chaos import chaos_drill
 
         confirm(yes, f"Chaos drill: KILL {cfg.primary_site}'s database, let drorch fail {cfg.service} over to {to} "

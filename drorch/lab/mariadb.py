@@ -98,7 +98,7 @@ def _run(argv: list[str], what: str, stdin: str | None = None) -> None:
         raise OperationFailed(f"{what} failed (exit {result.returncode}): {result.stderr.strip()[-500:]}")
 
 
-def server_argv(layout: LabLayout, site: str, host: str, port: int) -> list[str]:
+def server_argv(layout: LabLayout, site: str, host: str, port: int, server_id: int | None = None) -> list[str]:
     """The same role-neutral command line for every site.
 
     Every server starts read-only with semi-sync off: a crashed old primary that
@@ -109,7 +109,7 @@ def server_argv(layout: LabLayout, site: str, host: str, port: int) -> list[str]
         find_program("mariadbd"), "--no-defaults", "--user=root",
         f"--datadir={base / 'data'}", f"--socket={base / 'mysqld.sock'}",
         f"--pid-file={base / 'mysqld.pid'}", f"--log-error={base / 'error.log'}",
-        f"--bind-address={host}", f"--port={port}", f"--server-id={SERVER_IDS[site]}",
+        f"--bind-address={host}", f"--port={port}", f"--server-id={server_id or SERVER_IDS[site]}",
         "--log-bin=mysql-bin", "--log-slave-updates", "--binlog-format=ROW", "--gtid-strict-mode=ON",
         "--relay-log=relay-bin", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
         "--innodb-log-file-size=16M", "--performance-schema=OFF", "--max-connections=300",

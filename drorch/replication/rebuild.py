@@ -104,7 +104,7 @@ def rebuild(estate: Estate, site: str, discarded: list[str] | None = None, progr
     fence(target)
     _wipe(estate, target)
     before = history(source)  # every pair it names is in the dump that follows
-    copied, copy_seconds = _stream(source, target, _user_schemas(source), programs, progress)
+    copied, copy_seconds = copy_schemas(source, target, user_schemas(source), programs, progress)
     position = _adopt(estate, target, before)
     endpoint = estate.config.site(primary).mysql
     topology = estate.config.data.mysql
@@ -136,13 +136,7 @@ def _preflight(estate: Estate, site: str, target: MySQLClient, primary: str,
     if source.flavor.name != flavor.name:
         raise InvalidInput(f"{site} is {flavor.name} but {primary} is {source.flavor.name}: a logical copy between "
                            "server families is not supported")
-    programs = []
-    for name in flavor.programs:
-        found = shutil.which(name)
-        if found is None:
-            package = "mariadb-client" if flavor.name == "mariadb" else "mysql-client"
-            raise InvalidInput(f"'{name}' was not found on PATH: a rebuild streams through it; install {package}")
-        programs.append(found)
+    programs = client_programs(flavor)
     schema = estate.config.data.heartbeat.table.split(".")[0]
     problems = []
     for where, db, needs in (
@@ -158,7 +152,7 @@ def _preflight(estate: Estate, site: str, target: MySQLClient, primary: str,
     if problems:
         raise RefusedForSafety("a rebuild needs wide privileges (set data.mysql.admin_user to an account that has "
                                "them). Nothing was changed:\n  " + "\n  ".join(problems))
-    return programs[0], programs[1]
+    return programs
 
 
 def _rpo(estate: Estate, site: str, primary: str) -> float | None:
@@ -178,7 +172,19 @@ def _marker(estate: Estate) -> str:
     return f"{_ident(schema)}.{_ident(UNFINISHED_MARKER)}"
 
 
-def _user_schemas(db: MySQLClient) -> list[str]:
+def client_programs(flavor: Flavor) -> tuple[str, str]:
+    """The flavor's dump and client programs on PATH (InvalidInput naming the package when missing)."""
+    programs = []
+    for name in flavor.programs:
+        found = shutil.which(name)
+        if found is None:
+            package = "mariadb-client" if flavor.name == "mariadb" else "mysql-client"
+            raise InvalidInput(f"'{name}' was not found on PATH: copies stream through it; install {package}")
+        programs.append(found)
+    return programs[0], programs[1]
+
+
+def user_schemas(db: MySQLClient) -> list[str]:
     rows = db.query("SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA")
     return sorted(str(r["name"]) for r in rows if str(r["name"]).lower() not in SYSTEM_SCHEMAS)
 
@@ -195,7 +201,7 @@ def _wipe(estate: Estate, target: MySQLClient) -> None:
                    flavor.no_binlog_sql(),
                    f"CREATE DATABASE IF NOT EXISTS {_ident(schema)}",
                    f"CREATE TABLE IF NOT EXISTS {_marker(estate)} (started_at DOUBLE)")
-    drops = [f"DROP DATABASE IF EXISTS {_ident(name)}" for name in _user_schemas(target) if name != schema]
+    drops = [f"DROP DATABASE IF EXISTS {_ident(name)}" for name in user_schemas(target) if name != schema]
     tables = target.query("SELECT TABLE_NAME AS name, TABLE_TYPE AS kind FROM information_schema.TABLES "
                           "WHERE TABLE_SCHEMA = %s AND TABLE_NAME <> %s", (schema, UNFINISHED_MARKER))
     drops += [f"DROP {'VIEW' if 'VIEW' in str(t['kind']) else 'TABLE'} IF EXISTS {_ident(schema)}.{_ident(t['name'])}"
@@ -220,9 +226,11 @@ def _options(path: Path, address: ServerAddress, flavor: Flavor, extra: list[str
     return path
 
 
-def _stream(source: MySQLClient, target: MySQLClient, schemas: list[str], programs: tuple[str, str],
-            progress: CopyProgress | None) -> tuple[int, float]:
-    """Dump from the primary straight into the site; returns (bytes, seconds)."""
+def copy_schemas(source: MySQLClient, target: MySQLClient, schemas: list[str], programs: tuple[str, str],
+                 progress: CopyProgress | None) -> tuple[int, float]:
+    """Dump ``schemas`` from ``source`` (one consistent snapshot) straight into ``target``; returns (bytes, seconds).
+
+    Rebuilds copy the primary into a site; isolated drills copy a replica into a scratch server."""
     flavor = target.flavor
     with tempfile.TemporaryDirectory(prefix="drorch-rebuild-") as tmp:
         here = Path(tmp)

@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from drorch.cli.output import ConfigOption, Output, OutputOption, confirm, emit_json, handle_errors, info, progress
+from drorch.cli.output import (
+    ConfigOption,
+    ConfirmForceOption,
+    Output,
+    OutputOption,
+    confirm,
+    confirm_force,
+    emit_json,
+    handle_errors,
+    info,
+    progress,
+)
 from drorch.cli.replication import copy_printer
 
 if TYPE_CHECKING:
@@ -23,7 +34,9 @@ def failover_command(
     playbook: Path | None = typer.Option(None, "--playbook", help="run this playbook (default: failover-to-SITE.yaml, "
                                                                   "else failover.yaml, in the playbooks directory)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show the plan (guards, every change); change nothing"),
-    force: bool = typer.Option(False, "--force", help="override guards marked overridable (journaled)"),
+    force: bool = typer.Option(False, "--force", help=(
+        "override guards marked overridable, after typing SITE to confirm (journaled)")),
+    confirm_forced: str | None = ConfirmForceOption,
     new: bool = typer.Option(False, "--new", help="start afresh even though an earlier failover never finished"),
     config: Path | None = ConfigOption,
     output: Output = OutputOption,
@@ -61,9 +74,11 @@ def failover_command(
                 report_playbook(resume_run(journal, unfinished[0], Estate(cfg), options, progress), output)
             return
     confirm(yes, f"Fail over {cfg.service} to {to}?")
+    forced = confirm_force(force, to, confirm_forced)
     with holding_lease(cfg) as lease:
         options = Options(approvals=frozenset({"*"}), force=force, interactive=sys.stdin.isatty(), lease=lease)
-        _report(failover(Estate(cfg), to, progress, journal, playbook=path, options=options), output)
+        _report(failover(Estate(cfg), to, progress, journal, reason=forced or "", playbook=path, options=options),
+                output)
 
 
 def _report(result: FailoverResult, output: Output, extra: dict[str, Any] | None = None) -> None:

@@ -60,6 +60,35 @@ def progress(name: str, status: str, seconds: float) -> None:
     info(f"  ... {name}" if status == "running" else f"  {status:9} {name} ({seconds:.2f} s)")
 
 
+ConfirmForceOption = typer.Option(None, "--confirm-force", metavar="NAME", help=(
+    "with --force and no terminal: type the target's name here to confirm overriding safety guards"))
+
+
+def confirm_force(force: bool, target: str, typed: str | None) -> str | None:
+    """A typed confirmation before safety guards may be overridden; the journal note, or None without --force.
+
+    ``--yes`` is not enough: overriding a guard can lose data or risk two primaries, so the person
+    must type the target's name (at the prompt, or as ``--confirm-force NAME`` in a script).
+    """
+    from drorch.errors import InvalidInput
+
+    if not force:
+        if typed is not None:
+            raise InvalidInput("--confirm-force is only used with --force; drop it, or add --force")
+        return None
+    if typed is None:
+        if not typer.get_text_stream("stdin").isatty():
+            raise InvalidInput(f"--force overrides safety guards: confirm by adding --confirm-force {target} "
+                               "(no terminal to type it at); nothing was changed")
+        typed = typer.prompt(f"--force overrides safety guards (data may be lost). Type {target} to confirm")
+        how = "typed at the prompt"
+    else:
+        how = "given as --confirm-force"
+    if typed.strip() != target:
+        raise InvalidInput(f"--force was not confirmed: '{typed.strip()}' is not '{target}'; nothing was changed")
+    return f"--force confirmed: {target} {how}"
+
+
 def confirm(yes: bool, question: str) -> None:
     """Ask before a change; without a terminal, ``--yes`` is required (nobody could answer)."""
     from drorch.errors import InvalidInput

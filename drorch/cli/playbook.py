@@ -9,7 +9,17 @@ from typing import Any
 
 import typer
 
-from drorch.cli.output import ConfigOption, Output, OutputOption, emit_json, handle_errors, info, progress
+from drorch.cli.output import (
+    ConfigOption,
+    ConfirmForceOption,
+    Output,
+    OutputOption,
+    confirm_force,
+    emit_json,
+    handle_errors,
+    info,
+    progress,
+)
 
 app = typer.Typer(help="Declarative playbooks: validate them, list the actions, run one.", no_args_is_help=True)
 
@@ -72,7 +82,9 @@ def run(
     param: list[str] = typer.Option([], "--param", "-p", help="NAME=VALUE (repeatable)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="pre-approve every approval step"),
     dry_run: bool = typer.Option(False, "--dry-run", help="check and show every step; change nothing"),
-    force: bool = typer.Option(False, "--force", help="override guards marked overridable (journaled)"),
+    force: bool = typer.Option(False, "--force", help=(
+        "override guards marked overridable, after typing the playbook's name to confirm (journaled)")),
+    confirm_forced: str | None = ConfirmForceOption,
     new: bool = typer.Option(False, "--new", help="start afresh even though an earlier run never finished"),
     config: Path | None = ConfigOption,
     output: Output = OutputOption,
@@ -102,9 +114,10 @@ def run(
         return
     from dataclasses import replace
 
+    forced = confirm_force(force, book.name, confirm_forced)
     with holding_lease(cfg) as lease:
         result = execute(book, Estate(cfg), given, replace(options, lease=lease), journal, progress,
-                         str(playbook.resolve()))
+                         str(playbook.resolve()), context={"force_confirmation": forced} if forced else None)
     report_playbook(result, output)
 
 

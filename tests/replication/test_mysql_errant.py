@@ -11,6 +11,7 @@ from drorch.metrics import registry
 from drorch.probes.collect import Collector
 from drorch.probes.detector import Detector
 from drorch.probes.readiness import assess
+from drorch.state.backends import open_journal
 from tests.helpers import drorch_cli, wait_for, writable_sites
 
 ERRANT_ROW = "errant-on-tokyo"
@@ -57,10 +58,18 @@ def test_errant_gtid_is_reported_blocks_promotion_and_is_rebuilt_away(home: Lab)
         assert "2-2-1" in refused.stderr and "reprotect tokyo --rebuild" in refused.stderr
         assert writable_sites(home) == ["seoul"]
         # --force overrides the readiness guard, not the promote step's own check: rolled back, exit 3
-        forced = drorch_cli(config, "failover", "--to", "tokyo", "--yes", "--force", "--output", "json")
+        unconfirmed = drorch_cli(config, "failover", "--to", "tokyo", "--yes", "--force")
+        assert unconfirmed.returncode == 2 and "--confirm-force tokyo" in unconfirmed.stderr  # typed, not just --yes
+        mistyped = drorch_cli(config, "failover", "--to", "tokyo", "--yes", "--force", "--confirm-force", "tokio")
+        assert mistyped.returncode == 2 and "not confirmed" in mistyped.stderr
+        assert writable_sites(home) == ["seoul"]
+        forced = drorch_cli(config, "failover", "--to", "tokyo", "--yes", "--force", "--confirm-force", "tokyo",
+                            "--output", "json")
         assert forced.returncode == 3, forced.stderr
         result = json.loads(forced.stdout)
         assert result["status"] == "rolled_back" and "errant GTIDs: 2-2-1" in result["error"]
+        record = open_journal(home.config).run(result["run_id"])
+        assert record is not None and record.summary["reason"] == "--force confirmed: tokyo given as --confirm-force"
         assert writable_sites(home) == ["seoul"] and dns.active_sites(home.estate)["PRIMARY"] == "seoul"
 
         setup = drorch_cli(config, "replication", "setup", "--dry-run")

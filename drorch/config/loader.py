@@ -7,9 +7,11 @@ and the whole load fails with exit code 2 before anything else runs.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -85,6 +87,45 @@ def _reference_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
             if name not in sites:
                 yield ("data", "mysql", "semi_sync", index), f"unknown site '{name}' (known: {known})"
     yield from _dynamodb_problems(config)
+    yield from _backup_problems(config)
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def bucket_problem(name: str) -> str | None:
+    """What is wrong with an S3 bucket name (the rules AWS and S3-compatible stores share), or None."""
+    if not _BUCKET.match(name):
+        return (f"bucket name '{name}' is not valid: 3-63 characters, lowercase letters, digits, dots and hyphens, "
+                "starting and ending with a letter or digit")
+    if ".." in name or ".-" in name or "-." in name:
+        return f"bucket name '{name}' is not valid: no two dots, or a dot beside a hyphen"
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        return f"bucket name '{name}' is not valid: it looks like an IP address"
+    return None
+
+
+def _backup_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
+    """The backup source is a site, the bucket name is valid, and the store is reached over TLS."""
+    backups = config.backups
+    if backups is None:
+        return
+    if backups.source is not None and backups.source not in config.sites:
+        yield ("backups", "source"), f"unknown site '{backups.source}' (known: {', '.join(sorted(config.sites))})"
+    problem = bucket_problem(backups.store.bucket)
+    if problem is not None:
+        yield ("backups", "store", "bucket"), problem
+    endpoint = backups.store.provider.endpoint_url
+    if endpoint is not None:
+        parsed = urlsplit(endpoint)
+        loopback = (parsed.hostname or "") in ("localhost", "::1") or (parsed.hostname or "").startswith("127.")
+        if parsed.scheme not in ("https", "http") or not parsed.hostname:
+            yield ("backups", "store", "provider", "endpoint_url"), f"'{endpoint}' is not an http(s) URL"
+        elif parsed.scheme == "http" and not loopback:
+            yield (("backups", "store", "provider", "endpoint_url"),
+                   f"'{endpoint}' is plain HTTP: backups travel to the store over TLS (use https://)")
+    if backups.store.server_side_encryption == "aws:kms" and not backups.store.kms_key_id:
+        yield ("backups", "store", "kms_key_id"), "server_side_encryption aws:kms needs kms_key_id"
 
 
 def _dynamodb_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:

@@ -285,6 +285,70 @@ class DrillSchedule(Model):
         return value
 
 
+def check_cron(value: str) -> str:
+    """A five-field cron expression (UTC), or ValueError with an example."""
+    from datetime import datetime
+
+    from cronsim import CronSim, CronSimError
+
+    try:
+        CronSim(value, datetime.now(UTC))
+    except CronSimError as exc:
+        raise ValueError(f"not a cron expression ({exc}); write five fields, e.g. '0 3 * * 1'") from None
+    return value
+
+
+class BackupStore(Model):
+    """An S3 bucket (AWS, or any S3-compatible store such as NHN Object Storage through ``endpoint_url``)."""
+
+    provider: AwsProvider
+    bucket: str = Field(description="bucket name (3-63 characters: lowercase letters, digits, dots, hyphens)")
+    prefix: str = Field(default="", description="key prefix inside the bucket, e.g. 'drorch/'")
+    server_side_encryption: Literal["AES256", "aws:kms", "none"] = Field(
+        default="AES256", description="asked for on every object written (the bucket's default should say so too)")
+    kms_key_id: str | None = Field(default=None, description="for aws:kms: the key id or ARN")
+    addressing_style: Literal["path", "virtual"] = Field(
+        default="path", description="path: bucket in the URL path (S3-compatible stores, moto); virtual: in the host")
+
+
+class BackupRetention(Model):
+    """How many base backups to keep: the newest of each of the last N days and M ISO weeks that have one."""
+
+    daily: int = Field(default=7, ge=1, le=3650)
+    weekly: int = Field(default=4, ge=0, le=520)
+
+
+class BackupSchedules(Model):
+    """Cron schedules (five fields, UTC) for ``drorch serve``; leave one out to run it by hand only."""
+
+    base: str | None = Field(default=None, description="base backups, e.g. '0 2 * * *'")
+    verify: str | None = Field(default=None, description="verification of the newest backup, e.g. '30 3 * * *'")
+
+    @field_validator("base", "verify")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(value)
+
+
+class BinlogShipping(Model):
+    interval_seconds: float = Field(default=1.0, ge=0.1, le=300,
+                                    description="how often newly written binlog events are uploaded")
+    server_id: int = Field(default=4242, ge=1, le=4294967295, description=(
+        "server id the binlog reader registers with on the primary (unique among its replicas)"))
+
+
+class Backups(Model):
+    """Base backups, binlog shipping and point-in-time restore to an object store."""
+
+    store: BackupStore
+    source: str | None = Field(default=None, description=(
+        "site whose database base backups are taken from (default: a replica, so the primary feels nothing)"))
+    compression_level: int = Field(default=3, ge=1, le=9, description="gzip level")
+    retention: BackupRetention = BackupRetention()
+    schedules: BackupSchedules = BackupSchedules()
+    binlogs: BinlogShipping = BinlogShipping()
+
+
 class Config(Model):
     service: str
     objectives: Objectives = Objectives()
@@ -296,6 +360,7 @@ class Config(Model):
     automation: Automation = Automation()
     metrics: Metrics = Metrics()
     drills: list[DrillSchedule] = Field(default_factory=list, description="drills serve runs on a schedule")
+    backups: Backups | None = Field(default=None, description="base backups, binlog shipping, point-in-time restore")
     playbooks: Path | None = Field(default=None, description=(
         "directory of playbooks for failover/failback/plan; default: playbooks/ next to this file, "
         "else the ones shipped with drorch"))

@@ -78,6 +78,10 @@ TABLE_PAIRS: dict[str, tuple[str, str]] = {
     "products-table": ("dr-products-table", "product_id"),
 }
 RPO_PROBE_TABLE = "dr-rpo-probe"
+# The bucket base backups and shipped binlogs go to: NHN Object Storage in the estate drorch replaces,
+# S3 here, in the standby's region, away from the primary.
+BACKUP_BUCKET = "drorch-lab-backups"
+BACKUP_REGION = "ap-northeast-1"
 RPO_PROBE_KEYS: tuple[KeySpec, ...] = (("region", "S", "HASH"), ("seq", "N", "RANGE"))
 
 # VPN to the non-AWS site; all addresses are RFC 5737 documentation addresses.
@@ -342,6 +346,10 @@ class LabClients:
         """DynamoDB client for ``region``."""
         return cast("DynamoDBClient", self._client("dynamodb", region))
 
+    def s3(self, region: str) -> Any:
+        """S3 client for ``region`` (the backup bucket)."""
+        return self._client("s3", region)
+
 
 # ---------------------------------------------------------------- seeding
 
@@ -352,6 +360,7 @@ def seed_estate(clients: LabClients, seed: LabSeed) -> SeededEstate:
     primary_ec2 = clients.ec2(seed.primary_region)
     primary_net = seed_network(primary_ec2, PRIMARY_VPC_CIDR, "primary")
     standby_net = seed_network(clients.ec2(seed.standby_region), STANDBY_VPC_CIDR, "standby")
+    seed_backup_bucket(clients.s3(BACKUP_REGION))
     return SeededEstate(
         zone_id=zone_id,
         health_checks=health_checks,
@@ -360,6 +369,13 @@ def seed_estate(clients: LabClients, seed: LabSeed) -> SeededEstate:
         ecs=seed_ecs(clients.ecs(seed.standby_region), seed, standby_net),
         dynamodb=seed_dynamodb(clients, seed),
     )
+
+
+def seed_backup_bucket(s3: Any) -> None:
+    """The backup bucket, encrypted by default (SSE-S3), as the estate's object storage bucket is."""
+    s3.create_bucket(Bucket=BACKUP_BUCKET, CreateBucketConfiguration={"LocationConstraint": BACKUP_REGION})
+    s3.put_bucket_encryption(Bucket=BACKUP_BUCKET, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
 
 
 def seed_route53(r53: Route53Client, seed: LabSeed) -> tuple[str, dict[str, str]]:

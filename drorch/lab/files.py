@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from drorch.lab.aws_seed import RPO_PROBE_TABLE, TABLE_PAIRS
+from drorch.lab.aws_seed import BACKUP_BUCKET, BACKUP_REGION, RPO_PROBE_TABLE, TABLE_PAIRS
 from drorch.lab.layout import HOME_PRIMARY, RECORD, SEMI_SYNC_REPLICA, SITE_REGIONS, LabLayout
 from drorch.lab.mariadb import Accounts
 from drorch.lab.state import LabState
@@ -165,6 +165,19 @@ def config_document(state: LabState, tunnel: VpnLab | None = None, root: Path | 
         "detection": {"interval_seconds": 1.0, "failure_threshold": 3, "probe_timeout_seconds": 0.8,
                       "probe_attempts": 4},
         "metrics": {"listen": f"127.0.0.1:{state.metrics_port}"},
+        "backups": _backups(state),
+    }
+
+
+def _backups(state: LabState) -> dict[str, Any]:
+    """The lab's bucket on moto plays NHN Object Storage; base backups come from nhn, the async replica."""
+    return {
+        "store": {"provider": _aws(BACKUP_REGION, state), "bucket": BACKUP_BUCKET, "prefix": "",
+                  "server_side_encryption": "AES256"},
+        "source": "nhn",
+        "retention": {"daily": 7, "weekly": 4},
+        "schedules": {"base": "0 2 * * *", "verify": "30 3 * * *"},
+        "binlogs": {"interval_seconds": 1.0},
     }
 
 

@@ -162,14 +162,14 @@ def _rpo(estate: Estate, site: str, primary: str) -> float | None:
         return None
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
     """A quoted identifier for a statement the driver formats (``%`` doubled)."""
     return "`" + name.replace("`", "``").replace("%", "%%") + "`"
 
 
 def _marker(estate: Estate) -> str:
     schema = estate.config.data.heartbeat.table.split(".")[0]
-    return f"{_ident(schema)}.{_ident(UNFINISHED_MARKER)}"
+    return f"{ident(schema)}.{ident(UNFINISHED_MARKER)}"
 
 
 def client_programs(flavor: Flavor) -> tuple[str, str]:
@@ -199,17 +199,17 @@ def _wipe(estate: Estate, target: MySQLClient) -> None:
     version = str(target.query("SELECT VERSION() AS v")[0]["v"])
     target.execute(*flavor.admin_writes_sql(), flavor.stop_replica_sql(), flavor.reset_replica_sql(),
                    flavor.no_binlog_sql(),
-                   f"CREATE DATABASE IF NOT EXISTS {_ident(schema)}",
+                   f"CREATE DATABASE IF NOT EXISTS {ident(schema)}",
                    f"CREATE TABLE IF NOT EXISTS {_marker(estate)} (started_at DOUBLE)")
-    drops = [f"DROP DATABASE IF EXISTS {_ident(name)}" for name in user_schemas(target) if name != schema]
+    drops = [f"DROP DATABASE IF EXISTS {ident(name)}" for name in user_schemas(target) if name != schema]
     tables = target.query("SELECT TABLE_NAME AS name, TABLE_TYPE AS kind FROM information_schema.TABLES "
                           "WHERE TABLE_SCHEMA = %s AND TABLE_NAME <> %s", (schema, UNFINISHED_MARKER))
-    drops += [f"DROP {'VIEW' if 'VIEW' in str(t['kind']) else 'TABLE'} IF EXISTS {_ident(schema)}.{_ident(t['name'])}"
+    drops += [f"DROP {'VIEW' if 'VIEW' in str(t['kind']) else 'TABLE'} IF EXISTS {ident(schema)}.{ident(t['name'])}"
               for t in tables]
     target.execute(*flavor.reset_binlog_sql(version), flavor.no_binlog_sql(), *drops)
 
 
-def _options(path: Path, address: ServerAddress, flavor: Flavor, extra: list[str]) -> Path:
+def options_file(path: Path, address: ServerAddress, flavor: Flavor, extra: list[str]) -> Path:
     """A client option file only this user can read: the password never appears on a command line."""
     for quote in ('"', "'"):
         if quote not in address.password:
@@ -234,15 +234,16 @@ def copy_schemas(source: MySQLClient, target: MySQLClient, schemas: list[str], p
     flavor = target.flavor
     with tempfile.TemporaryDirectory(prefix="drorch-rebuild-") as tmp:
         here = Path(tmp)
-        source_file = _options(here / "source.cnf", source.address, flavor, [])
-        target_file = _options(here / "target.cnf", target.address, flavor, [f"init-command={flavor.no_binlog_sql()}"])
+        source_file = options_file(here / "source.cnf", source.address, flavor, [])
+        target_file = options_file(here / "target.cnf", target.address, flavor,
+                                   [f"init-command={flavor.no_binlog_sql()}"])
         with open(here / "dump.err", "wb+") as dump_err, open(here / "load.err", "wb+") as load_err:
             dump = subprocess.Popen([programs[0], f"--defaults-extra-file={source_file}", *flavor.dump_args(schemas)],
                                     stdout=subprocess.PIPE, stderr=dump_err, stdin=subprocess.DEVNULL)
             load = subprocess.Popen([programs[1], f"--defaults-extra-file={target_file}"], stdin=subprocess.PIPE,
                                     stdout=subprocess.DEVNULL, stderr=load_err)
             copied, seconds = _copy(dump, load, progress)
-            failed = [f"{Path(program).name} exited {p.returncode}: {_tail(err)}"
+            failed = [f"{Path(program).name} exited {p.returncode}: {error_tail(err)}"
                       for program, p, err in ((programs[0], dump, dump_err), (programs[1], load, load_err))
                       if p.returncode != 0]
     if failed:
@@ -279,7 +280,7 @@ def _copy(dump: subprocess.Popen[bytes], load: subprocess.Popen[bytes],
     return copied, seconds
 
 
-def _tail(handle: IO[bytes]) -> str:
+def error_tail(handle: IO[bytes]) -> str:
     handle.seek(0)
     return handle.read().decode("utf-8", "replace").strip()[-400:] or "no error output"
 

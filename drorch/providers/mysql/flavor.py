@@ -91,6 +91,10 @@ class Flavor(Protocol):
     def adopt_dump_sql(self, history: str) -> list[str | Statement]: ...
     def dump_args(self, databases: list[str]) -> list[str]: ...
     def tls_options(self, mode: str) -> list[str]: ...
+    def pause_apply_sql(self) -> str: ...
+    def resume_apply_sql(self) -> str: ...
+    def dump_position_pattern(self) -> str: ...
+    def restored_position_sql(self, position: str) -> list[str | Statement]: ...
     def requirement(self, need: str) -> list[Requirement]: ...
 
 
@@ -300,6 +304,24 @@ class MariaDB(_Common):
         return ["--single-transaction", "--gtid", "--master-data=1", "--routines", "--events", "--triggers",
                 "--databases", *databases]
 
+    def pause_apply_sql(self) -> str:
+        """A backup of a replica holds its applier for a moment, so two snapshots can share one position."""
+        return "STOP SLAVE SQL_THREAD"
+
+    def resume_apply_sql(self) -> str:
+        return "START SLAVE SQL_THREAD"
+
+    def dump_position_pattern(self) -> str:
+        """Where a ``--master-data`` dump states its snapshot in its first lines: binlog file and offset, which
+        ``BINLOG_GTID_POS`` turns into the GTID position (10.11 prints the GTID itself only at the end)."""
+        return r"MASTER_LOG_FILE='([^']+)',\s*MASTER_LOG_POS=(\d+)"
+
+    def restored_position_sql(self, position: str) -> list[str | Statement]:
+        """After a point-in-time restore: the restored position is both the binlog state and the replica position,
+        so the server can serve as a source or follow one from exactly there."""
+        return ["RESET MASTER", ("SET GLOBAL gtid_binlog_state = %s", (position,)),
+                ("SET GLOBAL gtid_slave_pos = %s", (position,))]
+
     def requirement(self, need: str) -> list[Requirement]:
         return _requirement(_MARIADB, need)
 
@@ -402,6 +424,18 @@ class MySQL8(_Common):
     def dump_args(self, databases: list[str]) -> list[str]:
         return ["--single-transaction", "--set-gtid-purged=ON", "--routines", "--events", "--triggers",
                 "--databases", *databases]
+
+    def pause_apply_sql(self) -> str:
+        return "STOP REPLICA SQL_THREAD"
+
+    def resume_apply_sql(self) -> str:
+        return "START REPLICA SQL_THREAD"
+
+    def dump_position_pattern(self) -> str:
+        return r"GTID_PURGED\s*=\s*(?:/\*!80000 '\+'\*/ )?'([^']*)'"
+
+    def restored_position_sql(self, position: str) -> list[str | Statement]:
+        return []  # the dump's GTID_PURGED and the replayed transactions already are gtid_executed
 
     def tls_options(self, mode: str) -> list[str]:
         return [{"disabled": "ssl-mode=DISABLED", "required": "ssl-mode=VERIFY_IDENTITY"}.get(mode,

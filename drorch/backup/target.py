@@ -62,14 +62,19 @@ def holds_data(db: MySQLClient, ignore_schema: str) -> list[str]:
 
 
 def refuse_unsafe(estate: Estate, site: str | None, db: MySQLClient, overwrite: bool) -> list[str]:
-    """Refuse (exit 3) a primary or a server with data unless ``overwrite``; returns why overwriting was needed."""
+    """Refuse (exit 3) a primary, any site of the estate, a replica, a writable server or one with data unless
+    ``overwrite``; returns why overwriting was needed."""
     if not db.ping():
         raise RefusedForSafety(f"the restore target {db.address.name} does not answer; nothing was changed")
     reasons = []
     state = db.state()
     if site is not None and observe(estate).primary == site:
         reasons.append(f"{site} is the primary")
-    elif not state.read_only and state.replica is None:
+    elif site is not None:
+        reasons.append(f"{site} is a site of the estate (a standby would stop being one)")
+    elif state.replica is not None:
+        reasons.append(f"{db.address.name} replicates from {state.replica.source_host}:{state.replica.source_port}")
+    elif not state.read_only:
         reasons.append(f"{db.address.name} is writable (a primary?)")
     schema = estate.config.data.heartbeat.table.split(".")[0]
     tables = holds_data(db, schema)

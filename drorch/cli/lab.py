@@ -124,6 +124,7 @@ class ChaosAction(StrEnum):
     vpn_down = "vpn-down"
     vpn_up = "vpn-up"
     heal = "heal"
+    bad_migration = "bad-migration"
 
 
 @app.command()
@@ -133,16 +134,25 @@ def chaos(
     site: str | None = typer.Argument(None, help="seoul, tokyo or nhn (all actions but heal and vpn-*); "
                                       "for vpn-down and vpn-up a TUNNEL (tunnel-1, tunnel-2; default both)"),
     seconds: int = typer.Option(0, "--seconds", help="delay-replica: apply events this many seconds late; 0 removes"),
+    table: str = typer.Option("shop.orders", "--table", help="bad-migration: the table dropped on the primary"),
     dir: Path = DirOption,
     output: Output = OutputOption,
 ) -> None:
     """Break the lab on purpose and heal it: kill-db (SIGKILL), start-db, stop-app, start-app, delay-replica,
-    vpn-down [TUNNEL], vpn-up [TUNNEL] (a lab started with --vpn), heal."""
+    vpn-down [TUNNEL], vpn-up [TUNNEL] (a lab started with --vpn), bad-migration (DROP TABLE on the primary;
+    prints the time just before it, for `drorch restore mysql --to-time`), heal."""
     from drorch.errors import InvalidInput
     from drorch.lab import chaos as chaos_mod
     from drorch.lab.control import open_lab
 
     lab = open_lab(dir)
+    if action == ChaosAction.bad_migration:
+        dropped = chaos_mod.bad_migration(lab, table)
+        if output == Output.json:
+            emit_json({"action": action.value, **dropped})
+        else:
+            info(f"dropped {dropped['table']} on {dropped['site']}; just before: {dropped['before_iso']}")
+        return
     if action in (ChaosAction.vpn_down, ChaosAction.vpn_up):
         mend = chaos_mod.vpn_down if action == ChaosAction.vpn_down else chaos_mod.vpn_up
         tunnels = mend(lab, site)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from drorch.cli import drill, failover, iam, lab, plan, playbook, replicate, replication, runbook, runs, status
+from drorch.cli import backup, drill, failover, iam, lab, plan, playbook, replicate, replication, runbook, runs, status
 
 app = typer.Typer(
     help="drorch: multi-cloud disaster-recovery orchestrator (probe, replicate, fail over, measure).",
@@ -17,6 +17,8 @@ app.add_typer(playbook.app, name="playbook")
 app.add_typer(runbook.app, name="runbook")
 app.add_typer(replication.app, name="replication")
 app.add_typer(replicate.app, name="replicate")
+app.add_typer(backup.app, name="backup")
+app.add_typer(backup.restore_app, name="restore")
 app.command(name="failover")(failover.failover_command)
 app.command(name="failback")(failover.failback_command)
 app.command(name="plan")(plan.plan_command)

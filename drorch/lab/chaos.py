@@ -90,6 +90,28 @@ def delay_replica(lab: Lab, site: str, seconds: int) -> None:
     db.execute("STOP SLAVE", f"CHANGE MASTER TO MASTER_DELAY={int(seconds)}", "START SLAVE")
 
 
+def bad_migration(lab: Lab, table: str = "shop.orders") -> dict[str, object]:
+    """A migration gone wrong: ``DROP TABLE`` on the primary, replicated everywhere within a second.
+
+    Returns the site, the table and the time just before the drop (what a point-in-time restore aims at)."""
+    import time
+
+    schema, _, name = table.partition(".")
+    if not schema or not name or "`" in table:
+        raise InvalidInput(f"--table {table}: write SCHEMA.TABLE")
+    writable = [site for site in lab.state.sites if lab.admin(site).ping() and not lab.admin(site).state().read_only]
+    if len(writable) != 1:
+        raise OperationFailed(f"bad-migration needs exactly one writable primary, found {writable or 'none'}")
+    db = lab.admin(writable[0])
+    if not db.query("SELECT 1 AS x FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                    (schema, name)):
+        raise InvalidInput(f"--table {table}: no such table on the primary {writable[0]}")
+    before = time.time()
+    db.execute(f"DROP TABLE `{schema}`.`{name}`")
+    return {"site": writable[0], "table": table, "before": before,
+            "before_iso": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(before)) + f".{int(before % 1 * 1e6):06d}Z"}
+
+
 def _vpn(lab: Lab) -> vpn.VpnLab:
     if lab.state.vpn_dir is None:
         raise InvalidInput(f"the lab in {lab.layout.root} has no VPN; start it with "

@@ -75,14 +75,28 @@ class Shipped:
     bytes_read: int
 
 
-def read_transactions(store: Store, found: list[Segment], since: float, until: float | None) -> Shipped:
-    """Transactions of the segments whose events may fall in [since, until], every file's range checked whole.
+def check_heads(store: Store, files: dict[tuple[str, str], list[Segment]], heads: dict[str, tuple[str, int]]) -> None:
+    """The shipper's recorded head of each stream (file, bytes shipped) is really in the store."""
+    for stream, (name, offset) in heads.items():
+        run = files.get((stream, name))
+        end = run[-1].end if run else 0
+        if end < offset:
+            last = store.where(run[-1].key) if run else "no object of that file"
+            raise BinlogGap(f"binlog gap in stream {stream}, file {name}: the shipper recorded bytes up to {offset} "
+                            f"as shipped, but the store ends at {end} (last: {last}); nothing was restored")
+
+
+def read_transactions(store: Store, found: list[Segment], since: float, until: float | None,
+                      heads: dict[str, tuple[str, int]] | None = None) -> Shipped:
+    """Transactions of the segments whose events may fall in [since, until], every file's range checked whole, and
+    each stream's recorded head (``heads``: stream -> (file, offset)) checked present.
 
     Later streams win where two streams hold one GTID (a failover's new primary is the history that went on)."""
     groups: dict[tuple[int, int], Group] = {}
     origin: dict[tuple[int, int], tuple[str, str, bytes]] = {}
     total = 0
     files = by_file(found)
+    check_heads(store, files, heads or {})
     for (stream, name), run in sorted(files.items(), key=lambda item: (_stream_time(item[0][0]), item[0][1])):
         chosen = [s for s in run if s.last_event >= since and (until is None or s.first_event <= until)]
         if not chosen:

@@ -104,7 +104,9 @@ def plan(store: Store, goal: Goal) -> Plan:
         raise InvalidInput(f"{iso(goal.time)} is after the newest shipped binlog event ({newest}): choose an "
                            "earlier time, or wait for `backup ship-binlogs` to catch up; nothing was restored")
     until = None if goal.time is None else goal.time + 1
-    shipped = catalogue.read_transactions(store, catalogue.segments(store), base.snapshot_time - BINLOG_MARGIN, until)
+    heads = {s.stream: (s.file, s.offset) for s in state.streams.values()}
+    shipped = catalogue.read_transactions(store, catalogue.segments(store), base.snapshot_time - BINLOG_MARGIN, until,
+                                          heads)
     chosen, position = _select(shipped, GtidPosition.parse(base.gtid_position), goal, store)
     return Plan(base, chosen, shipped, position)
 

@@ -123,8 +123,9 @@ class Store:
             extra["SSEKMSKeyId"] = self.settings.kms_key_id
         return extra
 
-    def call(self, what: str, fn: Callable[[], T]) -> T:
-        """``fn`` under the retry policy; store errors become messages naming the bucket or object."""
+    def call(self, what: str, fn: Callable[[], T], bucket: bool = False) -> T:
+        """``fn`` under the retry policy; store errors become messages naming the bucket or object (``bucket``: a
+        call on the bucket itself, whose 404 means the bucket is missing)."""
         import botocore.exceptions
 
         try:
@@ -134,7 +135,7 @@ class Store:
                                "backups.store.provider.credentials_file or profile") from None
         except botocore.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code == "NoSuchBucket":
+            if code == "NoSuchBucket" or (bucket and code in ("404", "NotFound")):
                 raise InvalidInput(f"bucket '{self.bucket}' does not exist in the backup store: create it (with "
                                    "default encryption) or fix backups.store.bucket") from None
             if code in _CREDENTIAL_CODES or code in ("403", "Forbidden"):
@@ -149,7 +150,7 @@ class Store:
 
     def check(self) -> None:
         """The bucket exists and these credentials may use it (before anything else starts)."""
-        self.call(f"reach bucket {self.bucket}", lambda: self.client.head_bucket(Bucket=self.bucket))
+        self.call(f"reach bucket {self.bucket}", lambda: self.client.head_bucket(Bucket=self.bucket), bucket=True)
 
     def put_bytes(self, key: str, data: bytes, metadata: dict[str, str] | None = None,
                   content_type: str = "application/octet-stream") -> Stored:

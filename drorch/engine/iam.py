@@ -87,6 +87,24 @@ def _lease(config: Config, account: str) -> list[Grant]:
     return [(("dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:UpdateItem"), arn)]
 
 
+def backups(config: Config) -> list[Grant]:
+    """Base backups, binlog shipping, restore, verify and retention: the backup bucket's objects under the
+    prefix (multipart uploads included), listing the bucket, and the KMS key when objects are encrypted with one."""
+    settings = config.backups
+    if settings is None:
+        return []
+    store = settings.store
+    prefix = store.prefix.strip("/")
+    root = f"{prefix}/{config.service}" if prefix else config.service
+    found: list[Grant] = [
+        (("s3:ListBucket",), f"arn:aws:s3:::{store.bucket}"),
+        (("s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListMultipartUploadParts",
+          "s3:PutObject"), f"arn:aws:s3:::{store.bucket}/{root}/*")]
+    if store.server_side_encryption == "aws:kms" and store.kms_key_id and store.kms_key_id.startswith("arn:"):
+        found.append((("kms:Decrypt", "kms:GenerateDataKey"), store.kms_key_id))
+    return found
+
+
 def _health_checks(config: Config, sites: Iterable[str], change: bool) -> list[Grant]:
     actions = ("route53:GetHealthCheck",) + (("route53:UpdateHealthCheck",) if change else ())
     return [(actions, f"arn:aws:route53:::healthcheck/{entry.health_check_id}")
@@ -99,11 +117,11 @@ def _vpn(config: Config, sites: Iterable[str]) -> list[Grant]:
 
 
 def monitoring(config: Config, account: str) -> list[Grant]:
-    """What ``status`` and ``serve`` read on every round, and what serve's replicator and lease write."""
+    """What ``status`` and ``serve`` read on every round, and what serve's replicator, lease and backups write."""
     sites = list(config.sites)
     return (_zone(config) + _compute(config, sites, account, change=False) + _dynamodb(config, sites, account)
             + _vpn(config, sites) + _health_checks(config, sites, change=False) + _replication(config, account)
-            + _lease(config, account))
+            + _lease(config, account) + backups(config))
 
 
 def for_action(config: Config, action: str, site: str | None, account: str) -> list[Grant]:

@@ -262,12 +262,23 @@ def overview() -> Json:
         unit="s", objective="RPO objective"), 12, 8)
     lay.add(timeseries(
         "DynamoDB replication lag vs the RPO objective",
-        "Age of the newest probe item each other region wrote, as seen here. Needs a probe writer in every "
-        "region (the lab has none yet). Alert: DrorchReplicationLagAboveObjective.",
+        "How much older the newest probe item of each other region is here than in its own region (drorch "
+        "serve writes one per region every second; 0 when everything written has arrived). When that region "
+        "does not answer, the age of its newest probe here: what a failover now would lose at most. "
+        "Alert: DrorchReplicationLagAboveObjective.",
         [target(f'drorch_replication_lag_seconds{{{ENV},store="dynamodb",replica=~"$site"}}',
                 "{{source}} → {{replica}}"),
          target(f'max(drorch_objective_seconds{{{ENV},objective="rpo"}})', "RPO objective", ref="B")],
         unit="s", objective="RPO objective"), 12, 8)
+    lay.add(timeseries(
+        "DynamoDB stream replicator",
+        "drorch's own replicator (tables with mode: stream): age of the newest change it shipped when it "
+        "landed, per table and direction; and writes made at a follow-primary table's non-source copy, which "
+        "it does not carry (they appear when clients still write to the old region after a failover).",
+        [target(f"drorch_dynamodb_replicator_lag_seconds{{{ENV}}}", "{{table}} {{source}} → {{target}}"),
+         target(f"sum by (table, site) (increase(drorch_dynamodb_uncarried_writes_total{{{ENV}}}[5m]))",
+                "not carried: {{table}} at {{site}}", ref="B")],
+        unit="s"), 12, 8)
     lay.add(state_timeline(
         "Replication threads", "Both threads (IO and SQL) running on each replica. Alert: DrorchReplicationStopped.",
         [target(f'drorch_replication_running{{{ENV},replica=~"$site"}} unless on(job, instance, replica) '

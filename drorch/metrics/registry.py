@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from drorch.config.schema import Config
 from drorch.probes.detector import Verdicts
 from drorch.probes.readiness import Readiness, errant_in_round
 from drorch.probes.result import Snapshot
+from drorch.replication.dynamodb.stats import RoundStats
 from drorch.state.journal import RunRecord
 
 
@@ -43,6 +44,11 @@ class Metrics:
     last_drill_success: Gauge
     last_drill_objectives_met: Gauge
     drill_measured: Gauge
+    replicator_lag: Gauge
+    replicator_caught_up: Gauge
+    replicator_errors: Gauge
+    replicated_changes: Counter
+    uncarried_writes: Counter
     shown: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)  # topology series set last round
 
 
@@ -89,6 +95,18 @@ def create(config: Config) -> Metrics:
         drill_measured=gauge("drorch_drill_measured_seconds",
                              "the newest drill's measured RTO and RPO (the worse of drorch's and the client's)",
                              ("to", "objective")),
+        replicator_lag=gauge("drorch_dynamodb_replicator_lag_seconds",
+                             "drorch's stream replicator: age of the newest change it shipped when it landed",
+                             ("table", "source", "target")),
+        replicator_caught_up=gauge("drorch_dynamodb_replicator_caught_up",
+                                   "1 when the replicator read the source's stream to its end in its last round",
+                                   ("table", "source", "target")),
+        replicator_errors=gauge("drorch_dynamodb_replicator_errors", "errors in the replicator's last round", ()),
+        replicated_changes=Counter("drorch_dynamodb_replicated_changes", "changes the replicator wrote to a copy",
+                                   ("table", "source", "target"), registry=registry),
+        uncarried_writes=Counter("drorch_dynamodb_uncarried_writes",
+                                 "writes made at a follow-primary table's non-source copy: drorch does not carry them",
+                                 ("table", "site"), registry=registry),
     )
     metrics.objective.labels("rto").set(config.objectives.rto_seconds)
     metrics.objective.labels("rpo").set(config.objectives.rpo_seconds)
@@ -141,14 +159,29 @@ def update(metrics: Metrics, config: Config, snapshot: Snapshot, verdicts: Verdi
     topology.prune()
 
 
+def update_replication(metrics: Metrics, stats: RoundStats) -> None:
+    """One round of drorch's DynamoDB stream replicator; pairs that no longer ship (after a reversal) disappear."""
+    topology = _Topology(metrics, ("replicator_lag", "replicator_caught_up"))
+    for pair in stats.pairs:
+        labels = (pair.table, pair.source, pair.target)
+        if pair.lag_seconds is not None:
+            topology.set("replicator_lag", labels, pair.lag_seconds)
+        topology.set("replicator_caught_up", labels, 1 if pair.caught_up else 0)
+        metrics.replicated_changes.labels(*labels).inc(pair.shipped)
+    for tracked in stats.tracked:
+        metrics.uncarried_writes.labels(tracked.table, tracked.site).inc(tracked.local_writes)
+    metrics.replicator_errors.set(len(stats.errors))
+    topology.prune()
+
+
 class _Topology:
     """Sets topology series for one round and, at its end, removes those the round no longer has."""
 
     NAMES = ("semi_sync_active", "replication_running", "replication_lag", "standby_ready", "errant_transactions")
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, names: tuple[str, ...] = NAMES) -> None:
         self.metrics = metrics
-        self.now: dict[str, set[tuple[str, ...]]] = {name: set() for name in self.NAMES}
+        self.now: dict[str, set[tuple[str, ...]]] = {name: set() for name in names}
 
     def set(self, name: str, labels: tuple[str, ...], value: float) -> None:
         gauge: Gauge = getattr(self.metrics, name)

@@ -51,10 +51,40 @@ def _tables_and_streams(estate: Estate, site: str, tables: list[str]) -> tuple[d
 
 
 def _probe_lags(estate: Estate, site: str, probe_table: str | None, region: str) -> dict[str, float]:
-    """Age of the newest probe item each other region wrote, as seen in this region's replica."""
+    """How far this region's copy trails each other region, by their probe items.
+
+    Against the writer's own newest probe (read in its region): the lag is how much older the
+    newest one here is, so it measures replication, not whether a probe writer is running (0
+    when everything written has arrived). When the writer's region does not answer, the lag
+    is the age of its newest probe here: what a failover now would lose at most.
+    """
     if probe_table is None:
         return {}
+    seen_here = dynamodb.latest_probes(estate.aws(site, "dynamodb"), probe_table)
+    at_source = _own_probes(estate, site)
     now = time.time()
-    return {writer: max(0.0, now - item.written_at)
-            for writer, item in dynamodb.latest_probes(estate.aws(site, "dynamodb"), probe_table).items()
-            if writer != region}
+    lags = {}
+    for writer, item in seen_here.items():
+        if writer == region:
+            continue
+        newest = at_source.get(writer)
+        lags[writer] = max(0.0, (newest.written_at if newest is not None else now) - item.written_at)
+    return lags
+
+
+def _own_probes(estate: Estate, site: str) -> dict[str, dynamodb.Probe]:
+    """Each other AWS site's newest own probe, read in its own region (regions that do not answer are left out)."""
+    found = {}
+    for name, other in estate.config.sites.items():
+        if name == site or not isinstance(other.provider, AwsProvider) or other.dynamodb is None:
+            continue
+        table = other.dynamodb.probe_table
+        if table is None:
+            continue
+        try:
+            probe = dynamodb.latest_probes(estate.aws(name, "dynamodb"), table).get(other.provider.region)
+        except Exception:  # that region is unreachable: its probes' age here is the bound
+            continue
+        if probe is not None:
+            found[other.provider.region] = probe
+    return found

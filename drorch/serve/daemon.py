@@ -3,7 +3,8 @@
 Probe rounds run at the detection interval; heartbeats run on their own, finer
 clock in a separate thread and go only to the one writable database (none while
 there are zero or two). DynamoDB probe items go to every region's probe table
-from their own threads (every controller writes them: twice is harmless).
+from their own threads (every controller writes them: twice is harmless), and
+the leading controller runs the DynamoDB stream replicator in another.
 Shutdown on a stop event is graceful: the current round finishes, threads are
 joined, the metrics server is closed.
 """
@@ -30,6 +31,7 @@ from drorch.probes.result import Snapshot
 from drorch.providers.estate import Estate
 from drorch.serve import automation
 from drorch.serve.leadership import Leadership
+from drorch.serve.replication import ReplicationLoop
 from drorch.state.backends import open_journal, open_lease
 
 
@@ -71,6 +73,8 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
     writer = heartbeat.Writer(estate.mysql, lambda: writable_now[0] if len(writable_now) == 1 else None,
                               config.data.heartbeat.table, config.data.heartbeat.interval_seconds)
     probe_items = ProbeItemWriter(estate)
+    replication = ReplicationLoop(estate, lambda: leadership.keeper,
+                                  lambda stats: registry.update_replication(metrics, stats))
     interval = config.detection.interval_seconds
     try:
         probe_items.start()
@@ -86,6 +90,8 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
             registry.update(metrics, config, snapshot, verdicts, readiness)
             leader = leadership.refresh()
             registry.update_lease(metrics, leadership.holder, leader)
+            if leader and not replication.started:
+                replication.start()  # once this controller leads; it idles whenever it stops leading
             decision = (automation.consider(estate, journal, snapshot, verdicts, writer.last_written, leadership.keeper,
                                             trigger)
                         if leader else automation.Decision(False, f"standing by: {leadership.why_not}"))
@@ -101,11 +107,12 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
                 break
             snapshot = collector.round()
     finally:
+        probe_items.stop()
+        replication.stop()  # ships what is pending while the lease is still held
         leadership.close()
         if publishing:
             journal.withdraw_status()
         writer.stop()
-        probe_items.stop()
         collector.close()
         estate.close()
         server.shutdown()

@@ -312,16 +312,28 @@ def test_dynamodb_unknown_lag_fails_unless_allowed(lab: Lab, tokyo_probes: tuple
 
 
 def test_dynamodb_lag_within_and_beyond_the_bound(lab: Lab, tokyo_probes: tuple[Any, str, list[int]]) -> None:
+    """Lag is how much older seoul's newest probe is in tokyo's copy than in seoul's own table."""
     ddb, table, written = tokyo_probes
-    written.append(1)
-    dynamodb.write_probe(ddb, table, OTHER_REGION, 1, time.time() - 60)
-    with pytest.raises(OperationFailed, match=r"lag from ap-northeast-2 is 6\d\.\d s \(bound 5 s\)"):
-        run(lab.estate, "dynamodb.verify_replication", site="tokyo", max_lag_seconds=5)
-    written.append(2)
-    dynamodb.write_probe(ddb, table, OTHER_REGION, 2, time.time())
-    result = run(lab.estate, "dynamodb.verify_replication", site="tokyo", max_lag_seconds=5)
-    assert result["lag_known"] and 0 <= result["lag_seconds"][OTHER_REGION] < 5
-    assert run(lab.estate, "dynamodb.verify_replication", site="tokyo", max_lag_seconds=5)["lag_known"]
+    seoul = lab.estate.aws("seoul", "dynamodb")
+    marker = {"region": {"S": LATEST_PARTITION}, "seq": {"N": str(dynamodb.marker_key(OTHER_REGION))}}
+    saved = seoul.get_item(TableName=table, Key=marker, ConsistentRead=True).get("Item")
+    now = time.time()
+    try:
+        dynamodb.write_probe(seoul, table, OTHER_REGION, 3, now + 1)  # seoul's own newest probe
+        written.append(1)
+        dynamodb.write_probe(ddb, table, OTHER_REGION, 1, now - 59)  # tokyo holds one a minute older
+        with pytest.raises(OperationFailed, match=r"lag from ap-northeast-2 is 60\.\d s \(bound 5 s\)"):
+            run(lab.estate, "dynamodb.verify_replication", site="tokyo", max_lag_seconds=5)
+        written.append(3)
+        dynamodb.write_probe(ddb, table, OTHER_REGION, 3, now + 1)  # it arrived: nothing pending
+        result = run(lab.estate, "dynamodb.verify_replication", site="tokyo", max_lag_seconds=5)
+        assert result["lag_known"] and result["lag_seconds"][OTHER_REGION] == 0.0
+    finally:
+        seoul.delete_item(TableName=table, Key={"region": {"S": OTHER_REGION}, "seq": {"N": "3"}})
+        if saved is not None:
+            seoul.put_item(TableName=table, Item=saved)
+        else:
+            seoul.delete_item(TableName=table, Key=marker)
 
 
 def _with_dynamodb_tables(config: Config, site: str, tables: list[str]) -> Config:

@@ -49,8 +49,10 @@ def test_plan_shows_every_concrete_change_and_changes_nothing(home: Lab) -> None
     assert f"DNS {record} A PRIMARY: seoul -> tokyo" in changes["point DNS at tokyo"]
     assert changes["scale the Fargate service to active"] == [
         f"tokyo ECS {tokyo.cluster}/{tokyo.service}: desired {tokyo.warm_count} -> {tokyo.active_count}"]
+    assert changes["replicate DynamoDB from tokyo"] == ["DynamoDB orders: replicate from seoul -> from tokyo",
+                                                        "DynamoDB products-table: replicate from seoul -> from tokyo"]
     skipped = {step["name"]: step["note"] for step in document["steps"] if not step["runs"]}
-    assert list(skipped) == ["wait until tokyo applied everything it received"]
+    assert list(skipped) == ["measure what DynamoDB would lose", "wait until tokyo applied everything it received"]
     text = drorch(home, "failover", "--to", "tokyo", "--dry-run")
     assert text.returncode == 0 and "would run" in text.stdout and "read_only OFF -> ON" in text.stdout
     assert estate_state(home) == before

@@ -20,9 +20,6 @@ DASHBOARDS = GRAFANA / "dashboards"
 PROMETHEUS_EXAMPLE = GRAFANA / "prometheus" / "prometheus.example.yml"
 RUNBOOKS = REPO / "runbooks"
 
-# The lab runs no DynamoDB probe-item writer yet, so there is no DynamoDB lag series either.
-NO_LAB_WRITER = 'store="dynamodb"'
-
 
 def require(tool: str) -> str:
     """Path of a Prometheus program; fails (never skips) when it is missing."""

@@ -104,13 +104,22 @@ def plan_wait_replicated(ctx: ActionContext, p: WaitReplicatedParams) -> list[st
 def wait_replicated_action(ctx: ActionContext, p: WaitReplicatedParams) -> dict[str, Any]:
     """Ship every change the stream tables' sources hold until all their shards are read to the end.
 
-    Runs the replicator itself (safe beside a running one: writes are conditional, checkpoints
-    only move forward); fails when that is not reached within ``timeout`` seconds.
+    First a probe item is written in every region with a probe table, so that the shipping
+    carries a fresh one and ``dynamodb.verify_replication`` afterwards measures now, not
+    whenever a probe writer last ran. Runs the replicator itself (safe beside a running one:
+    writes are conditional, checkpoints only move forward); fails when that is not reached
+    within ``timeout`` seconds.
     """
     import threading
+    import time
 
+    from drorch.data.probe_items import targets
+    from drorch.providers.aws.dynamodb import write_probe
     from drorch.replication.dynamodb.replicator import Replicator
 
+    for target in targets(ctx.estate):
+        write_probe(ctx.estate.aws(target.site, "dynamodb"), target.table, target.region, int(time.time() * 1000),
+                    time.time())
     with Replicator(ctx.estate, open_checkpoints(ctx.estate.config), p.table) as replicator:
         total = replicator.run(threading.Event(), until_caught_up=True, max_seconds=p.timeout)
     if not total.caught_up:

@@ -117,6 +117,8 @@ def latest_probes(ddb: Any, table: str) -> dict[str, Probe]:
     while True:
         page = retry.call(functools.partial(ddb.query, **_latest_query(table, start)))
         for item in page.get("Items", []):
+            if not {"writer", "latest_seq", "written_at"} <= item.keys():
+                continue  # a marker still being built (an update_item that created it arrives key first)
             probe = Probe(
                 region=item["writer"]["S"],
                 seq=int(item["latest_seq"]["N"]),

@@ -23,6 +23,7 @@ from drorch.config.schema import Config
 from drorch.lab import scratch
 from drorch.lab.control import Lab
 from drorch.providers.estate import Estate
+from tests.helpers import restore_home
 
 
 @dataclass
@@ -67,5 +68,6 @@ def corner(home: Lab) -> Iterator[Corner]:
             scratch.stop(home, site)
         objects, _ = found.store.listing("")
         found.store.delete([o.key for o in objects])
+        restore_home(home)  # seoul primary again before the table goes (a write on a replica would be errant)
         home.admin("seoul").execute(f"DROP TABLE IF EXISTS shop.{found.table}")
         path.unlink(missing_ok=True)

@@ -91,3 +91,32 @@ def test_recovery_from_the_bad_migration_to_one_second_before_it(corner: Corner)
     assert time.monotonic() - started < 60
     assert corner.refs(bubble.db) == [f"row-{n}" for n in range(6)]
     assert json.loads(done.stdout)["transactions"] >= 1
+
+
+def test_shipping_follows_the_primary_across_a_failover(corner: Corner) -> None:
+    from drorch.engine.failover import failover
+
+    corner.make_table()
+    shipper = Shipper(corner.estate, corner.store)
+    try:
+        corner.write("on-seoul")
+        time.sleep(0.5)
+        base.take(corner.estate, store=corner.store)
+        wait_for(lambda: shipper.step() >= 0 and shipper.site == "seoul" and (shipper.state.caught_up_at or 0) > 0)
+        result = failover(corner.estate, "tokyo")
+        assert result.status == "succeeded", result
+        tokyo = corner.lab.admin("tokyo")
+        tokyo.execute((f"INSERT INTO shop.{corner.table} (ref, at) VALUES ('on-tokyo', %s)", (time.time(),)))
+        written = time.time()
+        time.sleep(2.1)  # past FOLLOW_EVERY: the shipper looks for the primary again
+        wait_for(lambda: shipper.step() >= 0 and shipper.site == "tokyo"
+                 and (shipper.state.caught_up_at or 0) > written, timeout=20)
+        goal = shipper.state.caught_up_at or 0.0
+    finally:
+        shipper.close()
+    assert set(shipper.state.streams) == {"seoul", "tokyo"}
+    bubble = scratch.start(corner.lab, "nhn")
+    done = restore.restore(corner.estate, "scratch", restore.Goal(time=goal), False, store=corner.store,
+                           db=bubble.db)
+    assert corner.refs(bubble.db) == ["on-seoul", "on-tokyo"]
+    assert "-2-" in done.position  # tokyo's own transaction (server id 2) is the newest restored

@@ -253,31 +253,35 @@ class Shipper:
         names = sorted(p.name for p in local.iterdir() if p.is_file() and p.name >= self.stream.file)
         uploaded = 0
         for index, name in enumerate(names):
-            data = (local / name).read_bytes()
-            uploaded += self._ship(name, data)
+            size = (local / name).stat().st_size
+            uploaded += self._ship(name, local / name, size)
             newer_exists = index < len(names) - 1
-            if newer_exists and self.shipped.get(name, 0) >= len(data):
+            if newer_exists and self.shipped.get(name, 0) >= size:
                 (local / name).unlink()  # rotated and fully shipped
         return uploaded
 
-    def _ship(self, name: str, data: bytes) -> int:
+    def _ship(self, name: str, path: Path, size: int) -> int:
+        """Upload the whole transactions the file gained since its shipped offset (only those bytes are read)."""
         assert self.stream is not None
         start = self.shipped.get(name, 0)
-        if len(data) <= start:
+        if size <= start:
             return 0
-        scan = events.whole_transactions(data, start)
-        if scan.end <= start or scan.last_event is None or scan.first_event is None:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            data = handle.read(size - start)
+        scan = events.whole_transactions(data, 0, magic=start == 0)
+        if scan.end <= 0 or scan.last_event is None or scan.first_event is None:
             return 0
-        segment = Segment(self.stream.stream, name, start, scan.end, scan.first_event, scan.last_event)
-        packed = b"".join(gzip_chunks([data[start:scan.end]], 6))
+        segment = Segment(self.stream.stream, name, start, start + scan.end, scan.first_event, scan.last_event)
+        packed = b"".join(gzip_chunks([data[:scan.end]], 6))
         self.store.put_bytes(segment.key, packed, {"stream": segment.stream})
-        self.shipped[name] = scan.end
-        self.stream.file, self.stream.offset = name, scan.end
+        self.shipped[name] = segment.end
+        self.stream.file, self.stream.offset = name, segment.end
         self.state.newest_event = max(self.state.newest_event or 0.0, float(scan.last_event))
         self.segments_shipped += 1
-        self.bytes_shipped += scan.end - start
+        self.bytes_shipped += scan.end
         self._dirty = True
-        return scan.end - start
+        return scan.end
 
     def _save(self) -> None:
         self.state.updated_at = time.time()

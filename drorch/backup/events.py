@@ -107,12 +107,13 @@ class Scan:
     last_event: int | None
 
 
-def whole_transactions(data: bytes, start: int) -> Scan:
-    """Where the bytes from ``start`` stop holding only whole transactions (what may be shipped now)."""
+def whole_transactions(data: bytes, start: int, magic: bool = True) -> Scan:
+    """Where the bytes from ``start`` stop holding only whole transactions (what may be shipped now); ``magic``
+    False: ``data`` was cut from the middle of a file at an event boundary."""
     end = start if start > 0 else 0
     first = last = None
     group: Group | None = None
-    for event in events(data, start):
+    for event in events(data, start, magic):
         if event.type == GTID:
             group = _start_group(event)
             continue
@@ -125,7 +126,7 @@ def whole_transactions(data: bytes, start: int) -> Scan:
         end = event.offset + len(event.data)
         first = event.timestamp if first is None else first
         last = event.timestamp if last is None else max(last, event.timestamp)
-    if end == 0 and start == 0 and len(data) >= 4:
+    if end == 0 and start == 0 and magic and len(data) >= 4:
         end = 4  # the magic number alone
     return Scan(end, first, last)
 

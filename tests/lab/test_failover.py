@@ -37,7 +37,8 @@ def test_switchover_under_load_loses_no_acknowledged_write(home: Lab, tmp_path: 
     loader.join(timeout=30)
     assert not loader.is_alive()
 
-    assert result.status == "succeeded" and result.kind == "switchover"
+    assert result.status == "succeeded" and result.kind == "switchover", (
+        result.error, [(s.name, s.status, s.error) for s in result.steps])
     assert (result.from_site, result.to_site) == ("seoul", "tokyo")
     assert result.rpo_seconds == 0.0 and result.lost_transactions == 0
     assert result.rto_seconds is not None and result.rto_seconds > 0

@@ -49,6 +49,8 @@ class Metrics:
     replicator_errors: Gauge
     replicated_changes: Counter
     uncarried_writes: Counter
+    backup_rpo: Gauge
+    backup_last_success: Gauge
     shown: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)  # topology series set last round
 
 
@@ -107,9 +109,15 @@ def create(config: Config) -> Metrics:
         uncarried_writes=Counter("drorch_dynamodb_uncarried_writes",
                                  "writes made at a follow-primary table's non-source copy: drorch does not carry them",
                                  ("table", "site"), registry=registry),
+        backup_rpo=gauge("drorch_backup_rpo_seconds",
+                         "age of the newest binlog event shipped to the object store: what a restore would lose", ()),
+        backup_last_success=gauge("drorch_backup_last_success_timestamp",
+                                  "when the newest complete base backup finished (unix seconds)", ()),
     )
     metrics.objective.labels("rto").set(config.objectives.rto_seconds)
     metrics.objective.labels("rpo").set(config.objectives.rpo_seconds)
+    metrics.backup_rpo.set(float("nan"))  # nothing shipped yet: unknown
+    metrics.backup_last_success.set(float("nan"))
     metrics.last_failover_rto.set(float("nan"))  # no failover yet: unknown, not a perfect zero
     metrics.last_failover_rpo.set(float("nan"))
     return metrics
@@ -157,6 +165,12 @@ def update(metrics: Metrics, config: Config, snapshot: Snapshot, verdicts: Verdi
         for site in config.dns.sites:
             metrics.dns_active_site.labels(config.dns.record, site).set(1 if dns.detail.get("primary") == site else 0)
     topology.prune()
+
+
+def update_backups(metrics: Metrics, rpo_seconds: float | None, last_success: float | None) -> None:
+    """The backup tier's figures (NaN while unknown: nothing shipped, no base backup yet)."""
+    metrics.backup_rpo.set(float("nan") if rpo_seconds is None else rpo_seconds)
+    metrics.backup_last_success.set(float("nan") if last_success is None else last_success)
 
 
 def update_replication(metrics: Metrics, stats: RoundStats) -> None:

@@ -4,7 +4,8 @@ Probe rounds run at the detection interval; heartbeats run on their own, finer
 clock in a separate thread and go only to the one writable database (none while
 there are zero or two). DynamoDB probe items go to every region's probe table
 from their own threads (every controller writes them: twice is harmless), and
-the leading controller runs the DynamoDB stream replicator in another.
+the leading controller runs the DynamoDB stream replicator and the backups
+(binlog shipping, scheduled base backups) in others.
 Shutdown on a stop event is graceful: the current round finishes, threads are
 joined, the metrics server is closed.
 """
@@ -30,6 +31,7 @@ from drorch.probes.report import report
 from drorch.probes.result import Snapshot
 from drorch.providers.estate import Estate
 from drorch.serve import automation
+from drorch.serve.backups import BackupLoop
 from drorch.serve.leadership import Leadership
 from drorch.serve.replication import ReplicationLoop
 from drorch.state.backends import open_journal, open_lease
@@ -75,6 +77,8 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
     probe_items = ProbeItemWriter(estate)
     replication = ReplicationLoop(estate, lambda: leadership.keeper,
                                   lambda stats: registry.update_replication(metrics, stats))
+    backups = BackupLoop(estate, lambda: leadership.keeper,
+                         lambda rpo, last: registry.update_backups(metrics, rpo, last))
     interval = config.detection.interval_seconds
     try:
         probe_items.start()
@@ -90,8 +94,9 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
             registry.update(metrics, config, snapshot, verdicts, readiness)
             leader = leadership.refresh()
             registry.update_lease(metrics, leadership.holder, leader)
-            if leader and not replication.started:
-                replication.start()  # once this controller leads; it idles whenever it stops leading
+            if leader and not (replication.started and backups.started):
+                replication.start()  # once this controller leads; they idle whenever it stops leading
+                backups.start()
             decision = (automation.consider(estate, journal, snapshot, verdicts, writer.last_written, leadership.keeper,
                                             trigger)
                         if leader else automation.Decision(False, f"standing by: {leadership.why_not}"))
@@ -109,6 +114,7 @@ def serve(config: Config, stop: threading.Event, on_round: OnRound | None = None
     finally:
         probe_items.stop()
         replication.stop()  # ships what is pending while the lease is still held
+        backups.stop()
         leadership.close()
         if publishing:
             journal.withdraw_status()

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import code_version
+from bench_common import code_version, load_rows
 
 from drorch.backup import base, restore
 from drorch.backup.binlogs import Shipper
@@ -41,20 +41,6 @@ from drorch.lab.control import Lab, open_lab
 from drorch.providers.mysql.gtid import GtidPosition
 
 RESULTS = Path(__file__).parent / "results" / "backup.json"
-ROWS_PER_STATEMENT = 10_000
-ROW_BYTES = 992
-
-
-def load(lab: Lab, megabytes: int) -> int:
-    seoul = lab.admin("seoul")
-    seoul.execute("CREATE TABLE IF NOT EXISTS shop.bench_blob (id INT PRIMARY KEY, payload TEXT NOT NULL)")
-    rows = megabytes * 1_000_000 // ROW_BYTES
-    for first in range(1, rows + 1, ROWS_PER_STATEMENT):
-        last = min(rows, first + ROWS_PER_STATEMENT - 1)
-        seoul.query(f"INSERT INTO shop.bench_blob SELECT seq, REPEAT(MD5(seq), 31) FROM shop.seq_{first}_to_{last}",
-                    read_timeout=300)
-    return rows
-
 
 def caught_up(lab: Lab, timeout: float = 300) -> None:
     target = lab.admin("seoul").state().binlog_gtid
@@ -198,7 +184,7 @@ def main() -> None:
         try:
             lab = open_lab(root)
             started = time.monotonic()
-            rows = load(lab, args.megabytes)
+            rows = load_rows(lab, args.megabytes)
             caught_up(lab)
             load_seconds = time.monotonic() - started
             for run in range(args.runs):

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 
 def code_version() -> str:
@@ -29,3 +30,23 @@ def stop_process(process: subprocess.Popen[bytes], grace: float) -> None:
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(5)
+
+
+ROWS_PER_STATEMENT = 10_000
+ROW_BYTES = 992
+
+
+def load_rows(lab: Any, megabytes: int, read_timeout: float = 300) -> int:
+    """About ``megabytes`` of rows into seoul's ``shop.bench_blob`` (replicated everywhere); the row count.
+
+    MariaDB's sequence engine (``seq_1_to_N``) generates the rows server-side, so loading costs no round trips.
+    """
+    seoul = lab.admin("seoul")
+    seoul.execute("CREATE TABLE IF NOT EXISTS shop.bench_blob (id INT PRIMARY KEY, payload TEXT NOT NULL) "
+                  "ENGINE=InnoDB")
+    rows = megabytes * 1_000_000 // ROW_BYTES
+    for first in range(1, rows + 1, ROWS_PER_STATEMENT):
+        last = min(rows, first + ROWS_PER_STATEMENT - 1)
+        seoul.query(f"INSERT INTO shop.bench_blob SELECT seq, REPEAT(MD5(seq), 31) FROM shop.seq_{first}_to_{last}",
+                    read_timeout=read_timeout)
+    return rows

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import code_version
+from bench_common import code_version, load_rows
 
 from drorch.data import heartbeat
 from drorch.engine.failover import failover
@@ -33,21 +33,6 @@ from drorch.lab import chaos, lifecycle
 from drorch.lab.control import Lab, open_lab
 
 RESULTS = Path(__file__).parent / "results" / "rebuild.json"
-ROW_BYTES = 992  # REPEAT(MD5(n), 31)
-ROWS_PER_STATEMENT = 10_000
-
-
-def load(lab: Lab, megabytes: int) -> int:
-    """About ``megabytes`` of rows into seoul (replicated everywhere); returns the row count."""
-    seoul = lab.admin("seoul")
-    seoul.execute("CREATE TABLE IF NOT EXISTS shop.bench_blob (id INT PRIMARY KEY, payload TEXT NOT NULL) "
-                  "ENGINE=InnoDB")
-    rows = megabytes * 1_000_000 // ROW_BYTES
-    for first in range(1, rows + 1, ROWS_PER_STATEMENT):
-        last = min(rows, first + ROWS_PER_STATEMENT - 1)
-        seoul.query(f"INSERT INTO shop.bench_blob SELECT seq, REPEAT(MD5(seq), 31) FROM shop.seq_{first}_to_{last}",
-                    read_timeout=120)
-    return rows
 
 
 def diverge_former_primary(lab: Lab) -> None:
@@ -117,7 +102,7 @@ def main() -> None:
         try:
             lab = open_lab(root)
             started = time.monotonic()
-            rows = load(lab, args.megabytes)
+            rows = load_rows(lab, args.megabytes)
             load_seconds = time.monotonic() - started
             diverge_former_primary(lab)
             for run in range(args.runs):

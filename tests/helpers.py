@@ -141,3 +141,21 @@ def drorch_cli(config: Path, *args: str, timeout: float = 240.0) -> subprocess.C
     return subprocess.run([sys.executable, "-m", "drorch.cli", *args], capture_output=True, text=True,
                           env={**os.environ, "DRORCH_CONFIG": str(config)}, stdin=subprocess.DEVNULL,
                           timeout=timeout, check=False)
+
+
+def one_round_metrics(lab: Lab) -> Any:
+    """The metrics of one probe round, as `drorch serve` exports them (a prometheus registry's Metrics)."""
+    from drorch.metrics import registry
+    from drorch.probes.collect import Collector
+    from drorch.probes.detector import Detector
+    from drorch.probes.readiness import assess
+
+    collector = Collector(lab.estate)
+    try:
+        snapshot = collector.round()
+    finally:
+        collector.close()
+    verdicts = Detector(lab.config).observe(snapshot)
+    metrics = registry.create(lab.config)
+    registry.update(metrics, lab.config, snapshot, verdicts, assess(lab.config, snapshot, verdicts.primary))
+    return metrics

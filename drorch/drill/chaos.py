@@ -23,7 +23,7 @@ from typing import Any
 
 from drorch.config.schema import Config
 from drorch.drill.archive import write_reports
-from drorch.drill.harness import DrillResult, Load, judge, lab_of, load_log, measured, move, run_id_of
+from drorch.drill.harness import DrillResult, Load, finish_failed, judge, lab_of, load_log, measured, move
 from drorch.drill.switchover import SETTLE_SECONDS, away_from_home
 from drorch.engine.executor import Options
 from drorch.engine.failback import failback
@@ -111,10 +111,7 @@ def chaos_drill(estate: Estate, to: str, rate: float, journal: Journal, progress
     except DrorchError as exc:
         controller.finish()
         load.finish()
-        run.finish("failed", {"mode": "chaos", "to": to, "home": home, "error": str(exc),
-                              "failover_run": run_id_of(results.get("there")),
-                              "failback_run": run_id_of(results.get("back"))})
-        write_reports(config, journal, run.run_id)
+        finish_failed(run, config, journal, {"mode": "chaos", "to": to, "home": home}, exc, results)
         raise
     finally:
         controller.finish()

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drorch.config.schema import Config
 from drorch.engine.failover import FailoverResult
 from drorch.engine.run import Run
 from drorch.errors import InvalidInput, OperationFailed
 from drorch.measure.groundtruth import GroundTruth, read_log
 from drorch.providers.estate import Estate
+from drorch.state.journal import Journal
 
 
 @dataclass(frozen=True)
@@ -133,3 +135,13 @@ def judge(rto: float, rpo: float, figures: dict[str, Any]) -> dict[str, dict[str
 
 def run_id_of(result: FailoverResult | None) -> str | None:
     return None if result is None else result.run_id
+
+
+def finish_failed(run: Run, config: Config, journal: Journal, summary: dict[str, Any], error: Exception,
+                  moves: dict[str, FailoverResult]) -> None:
+    """Journal a drill that stopped on ``error`` (with the moves it made) and write its reports."""
+    from drorch.drill.archive import write_reports
+
+    run.finish("failed", {**summary, "error": str(error), "failover_run": run_id_of(moves.get("there")),
+                          "failback_run": run_id_of(moves.get("back"))})
+    write_reports(config, journal, run.run_id)

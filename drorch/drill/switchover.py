@@ -6,7 +6,7 @@ The estate ends as it started, the standby back at its warm size (the failback d
 from __future__ import annotations
 
 from drorch.drill.archive import write_reports
-from drorch.drill.harness import DrillResult, Load, judge, lab_of, load_log, measured, move, run_id_of
+from drorch.drill.harness import DrillResult, Load, finish_failed, judge, lab_of, load_log, measured, move
 from drorch.engine.executor import Options
 from drorch.engine.failback import failback
 from drorch.engine.failover import PREAPPROVED, FailoverResult, failover
@@ -51,10 +51,7 @@ def drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Prog
             estate, progress, journal, home, options=options).switchover)
     except DrorchError as exc:
         load.finish()
-        run.finish("failed", {"mode": "switchover", "to": to, "schedule": schedule, "error": str(exc),
-                              "failover_run": run_id_of(results.get("there")),
-                              "failback_run": run_id_of(results.get("back"))})
-        write_reports(config, journal, run.run_id)
+        finish_failed(run, config, journal, {"mode": "switchover", "to": to, "schedule": schedule}, exc, results)
         raise
     finally:
         load.finish()

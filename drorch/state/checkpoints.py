@@ -13,16 +13,11 @@ A connection per operation keeps the store safe from any thread, as the journal.
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from drorch.config.schema import Config
-from drorch.errors import InvalidInput
+from drorch.state.sqlite_file import StateFile
 
 SEQUENCE_WIDTH = 40
 
@@ -61,27 +56,8 @@ class Checkpoint:
     finished: bool
 
 
-class Checkpoints:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        except OSError as exc:
-            raise InvalidInput(f"state.path: cannot create {path} ({exc.strerror}); choose a writable path") from None
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+class Checkpoints(StateFile):
+    SCHEMA = _SCHEMA
 
     def shards(self, stream_arn: str) -> dict[str, Checkpoint]:
         """Every shard of the stream drorch has read from, by shard id."""

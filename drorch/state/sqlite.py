@@ -8,15 +8,10 @@ a controller killed at any point leaves a journal that says exactly how far it g
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from drorch.errors import InvalidInput
 from drorch.state.journal import RunRecord, StepRecord
+from drorch.state.sqlite_file import StateFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -31,27 +26,8 @@ CREATE TABLE IF NOT EXISTS status (
 """
 
 
-class SQLiteJournal:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        except OSError as exc:
-            raise InvalidInput(f"state.path: cannot create {path} ({exc.strerror}); choose a writable path") from None
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+class SQLiteJournal(StateFile):
+    SCHEMA = _SCHEMA
 
     def start_run(self, run_id: str, operation: str, started_at: float, summary: dict[str, Any]) -> None:
         with self._db() as db:

@@ -7,27 +7,10 @@ import json
 
 from drorch.engine.actions import dns
 from drorch.lab.control import Lab
-from drorch.metrics import registry
-from drorch.probes.collect import Collector
-from drorch.probes.detector import Detector
-from drorch.probes.readiness import assess
 from drorch.state.backends import open_journal
-from tests.helpers import drorch_cli, wait_for, writable_sites
+from tests.helpers import drorch_cli, one_round_metrics, wait_for, writable_sites
 
 ERRANT_ROW = "errant-on-tokyo"
-
-
-def one_round(lab: Lab) -> registry.Metrics:
-    """The metrics of one probe round, as `drorch serve` exports them."""
-    collector = Collector(lab.estate)
-    try:
-        snapshot = collector.round()
-    finally:
-        collector.close()
-    verdicts = Detector(lab.config).observe(snapshot)
-    metrics = registry.create(lab.config)
-    registry.update(metrics, lab.config, snapshot, verdicts, assess(lab.config, snapshot, verdicts.primary))
-    return metrics
 
 
 def inject_errant(lab: Lab) -> None:
@@ -49,7 +32,7 @@ def test_errant_gtid_is_reported_blocks_promotion_and_is_rebuilt_away(home: Lab)
         text = drorch_cli(config, "replication", "status")
         assert "errant transactions seoul never had: 2-2-1" in text.stdout
 
-        metrics = one_round(home)
+        metrics = one_round_metrics(home)
         assert metrics.registry.get_sample_value("drorch_errant_transactions", {"site": "tokyo"}) == 1
         assert metrics.registry.get_sample_value("drorch_errant_transactions", {"site": "nhn"}) == 0
 
@@ -90,4 +73,4 @@ def test_errant_gtid_is_reported_blocks_promotion_and_is_rebuilt_away(home: Lab)
     assert "2-2-" not in state.history and state.read_only
     assert state.replica is not None and state.replica.io_running and state.replica.sql_running
     wait_for(lambda: home.admin("seoul").state().semi_sync_source_active)  # tokyo acks again
-    assert one_round(home).registry.get_sample_value("drorch_errant_transactions", {"site": "tokyo"}) == 0
+    assert one_round_metrics(home).registry.get_sample_value("drorch_errant_transactions", {"site": "tokyo"}) == 0

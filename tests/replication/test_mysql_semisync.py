@@ -8,23 +8,12 @@ import time
 from typing import Any
 
 from drorch.lab.control import Lab
-from drorch.metrics import registry
-from drorch.probes.collect import Collector
-from drorch.probes.detector import Detector
-from drorch.probes.readiness import assess
-from tests.helpers import drorch_cli, wait_for
+from tests.helpers import drorch_cli, one_round_metrics, wait_for
 
 
 def semi_sync_metric(lab: Lab) -> float | None:
-    collector = Collector(lab.estate)
-    try:
-        snapshot = collector.round()
-    finally:
-        collector.close()
-    verdicts = Detector(lab.config).observe(snapshot)
-    metrics = registry.create(lab.config)
-    registry.update(metrics, lab.config, snapshot, verdicts, assess(lab.config, snapshot, verdicts.primary))
-    return metrics.registry.get_sample_value("drorch_semi_sync_active", {"site": "seoul"})
+    value: float | None = one_round_metrics(lab).registry.get_sample_value("drorch_semi_sync_active", {"site": "seoul"})
+    return value
 
 
 def replication_status(lab: Lab) -> Any:

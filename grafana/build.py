@@ -349,12 +349,12 @@ def failovers() -> Json:
     lay.row("Drills and the controller")
     lay.add(stat("Since the last successful drill", "Alert DrorchDrillOverdue after 8 days. "
                  "`drorch drill --to SITE` runs one.",
-                 [target(f"time() - drorch_last_drill_success_timestamp_seconds{{{ENV}}}", "since", instant=True)],
+                 [target(f"time() - drorch_drill_last_success_timestamp{{{ENV}}}", "{{drill}}", instant=True)],
                  unit="dtdurations", steps=((None, GREEN), (7 * 86400, ORANGE), (8 * 86400, RED)),
                  no_value="never"), 8, 5)
-    lay.add(stat("Last drill met the objectives", "RTO and RPO of the newest drill within the objectives. "
+    lay.add(stat("Last drill met the objectives", "RTO and RPO of each drill's newest run within the objectives. "
                  "Alert: DrorchObjectiveMissed.",
-                 [target(f"drorch_last_drill_objectives_met{{{ENV}}}", "objectives", instant=True)],
+                 [target(f"min by (drill) (drorch_drill_objective_met{{{ENV}}})", "{{drill}}", instant=True)],
                  mappings=mapping(("1", "MET", GREEN), ("0", "MISSED", RED)), no_value="no drill"), 8, 5)
     lay.add(stat("Controller lease", "Exactly one controller should hold it. Alerts: DrorchNoLeaseHolder, "
                  "DrorchMultipleLeaseHolders, DrorchControllerDown.",
@@ -363,9 +363,9 @@ def failovers() -> Json:
                  no_value="no lease"), 8, 5)
     lay.add(state_timeline(
         "Drill history", "The outcome of each drill over time, and whether one succeeded within 8 days.",
-        [target(f"drorch_last_drill_objectives_met{{{ENV}}}", "objectives met"),
-         target(f"time() - drorch_last_drill_success_timestamp_seconds{{{ENV}}} < bool 8 * 86400",
-                "drilled within 8 days", ref="B")],
+        [target(f"min by (drill) (drorch_drill_objective_met{{{ENV}}})", "{{drill}}: objectives met"),
+         target(f"time() - drorch_drill_last_success_timestamp{{{ENV}}} < bool 8 * 86400",
+                "{{drill}}: drilled within 8 days", ref="B")],
         mapping(("1", "yes", GREEN), ("0", "NO", RED))), 24, 5)
 
     playbook = query_variable("playbook", "Playbook",

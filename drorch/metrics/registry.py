@@ -41,9 +41,10 @@ class Metrics:
     last_failover_rpo: Gauge
     step_duration: Gauge
     lease_held: Gauge
-    last_drill_success: Gauge
-    last_drill_objectives_met: Gauge
-    drill_measured: Gauge
+    drill_last_success: Gauge
+    drill_objective_met: Gauge
+    drill_rto: Gauge
+    drill_rpo: Gauge
     replicator_lag: Gauge
     replicator_caught_up: Gauge
     replicator_errors: Gauge
@@ -90,13 +91,17 @@ def create(config: Config) -> Metrics:
         step_duration=gauge("drorch_playbook_step_duration_seconds", "step durations of each playbook's newest run",
                             ("playbook", "step")),
         lease_held=gauge("drorch_lease_held", "1 while this controller holds the controller lease", ("controller",)),
-        last_drill_success=gauge("drorch_last_drill_success_timestamp_seconds",
-                                 "when the newest drill to this site that met every objective ended", ("to",)),
-        last_drill_objectives_met=gauge("drorch_last_drill_objectives_met",
-                                        "1 when the newest drill to this site met every objective", ("to",)),
-        drill_measured=gauge("drorch_drill_measured_seconds",
-                             "the newest drill's measured RTO and RPO (the worse of drorch's and the client's)",
-                             ("to", "objective")),
+        drill_last_success=gauge("drorch_drill_last_success_timestamp",
+                                 "when this drill last ended with every objective met (unix seconds)",
+                                 ("drill", "mode", "to")),
+        drill_objective_met=gauge("drorch_drill_objective_met", "1 when this drill's newest run met the objective",
+                                  ("drill", "mode", "to", "objective")),
+        drill_rto=gauge("drorch_drill_rto_seconds",
+                        "RTO of this drill's newest run (the worse of drorch's and the client's)",
+                        ("drill", "mode", "to")),
+        drill_rpo=gauge("drorch_drill_rpo_seconds",
+                        "RPO of this drill's newest run (the worse of drorch's and the lost writes' span)",
+                        ("drill", "mode", "to")),
         replicator_lag=gauge("drorch_dynamodb_replicator_lag_seconds",
                              "drorch's stream replicator: age of the newest change it shipped when it landed",
                              ("table", "source", "target")),
@@ -240,18 +245,27 @@ def update_runs(metrics: Metrics, runs: list[RunRecord]) -> None:
         metrics.last_failover_rpo.set(float(rpo) if rpo is not None else float("nan"))
 
 
+def drill_name(summary: dict[str, object]) -> str:
+    """A drill's name: the configured schedule's, or MODE-TO for one run by hand."""
+    return str(summary.get("schedule") or f"{summary.get('mode', 'switchover')}-{summary.get('to', '?')}")
+
+
 def _update_drill(metrics: Metrics, run: RunRecord, seen: set[str]) -> None:
-    """The newest finished drill per target decides the drill gauges (runs come newest first)."""
-    to = str(run.summary.get("to", "?"))
-    if to in seen:
+    """Per drill, its newest finished run sets the gauges; its newest success the timestamp (newest first)."""
+    name = drill_name(run.summary)
+    labels = (name, str(run.summary.get("mode", "switchover")), str(run.summary.get("to", "?")))
+    if run.status == "succeeded" and f"{name}/success" not in seen:
+        seen.add(f"{name}/success")
+        metrics.drill_last_success.labels(*labels).set(run.finished_at or run.started_at)
+    if name in seen:
         return
-    seen.add(to)
-    met = run.status == "succeeded"
-    metrics.last_drill_objectives_met.labels(to).set(1 if met else 0)
-    if met:
-        metrics.last_drill_success.labels(to).set(run.finished_at or run.started_at)
-    for objective, verdict in run.summary.get("objectives", {}).items():
-        metrics.drill_measured.labels(to, objective).set(float(verdict.get("measured_seconds", float("nan"))))
+    seen.add(name)
+    objectives = run.summary.get("objectives", {})
+    for objective in ("rto", "rpo"):
+        verdict = objectives.get(objective)
+        metrics.drill_objective_met.labels(*labels, objective).set(1 if verdict and verdict.get("met") else 0)
+        measured = float(verdict["measured_seconds"]) if verdict else float("nan")
+        (metrics.drill_rto if objective == "rto" else metrics.drill_rpo).labels(*labels).set(measured)
 
 
 def update_lease(metrics: Metrics, controller: str, held: bool) -> None:

@@ -54,8 +54,12 @@ def test_switchover_drill_measures_ground_truth_and_leaves_the_estate_as_it_was(
     assert (written / f"{result['run_id']}.md").read_text().strip() == report.stdout.strip()
     metrics = registry.create(home.config)
     registry.update_runs(metrics, journal.runs(50))
-    assert metrics.registry.get_sample_value("drorch_last_drill_objectives_met", {"to": "tokyo"}) == 1
-    assert (metrics.registry.get_sample_value("drorch_last_drill_success_timestamp_seconds", {"to": "tokyo"}) or 0) > 0
+    labels = {"drill": "switchover-tokyo", "mode": "switchover", "to": "tokyo"}
+    for objective in ("rto", "rpo"):
+        assert metrics.registry.get_sample_value("drorch_drill_objective_met", {**labels, "objective": objective}) == 1
+    assert (metrics.registry.get_sample_value("drorch_drill_last_success_timestamp", labels) or 0) > 0
+    assert metrics.registry.get_sample_value("drorch_drill_rto_seconds", labels) == result["objectives"]["rto"][
+        "measured_seconds"]
 
 
 def test_a_drill_that_misses_its_objective_exits_1_and_says_which(home: Lab, tmp_path: Path) -> None:

@@ -18,6 +18,9 @@ def drill_command(
         "fail back) or isolated (promote a scratch copy of SITE's replica; nothing moves)")),
     load: float = typer.Option(20.0, "--load", min=1.0, max=500.0, help="client writes per second during the drill"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    rebuild: bool = typer.Option(False, "--rebuild", help=(
+        "chaos mode: if the kill left the home site holding a transaction no replica received, rebuild it from "
+        "the new primary on the way back (discards it) instead of stopping")),
     config: Path | None = ConfigOption,
     output: Output = OutputOption,
 ) -> None:
@@ -49,7 +52,7 @@ def drill_command(
 
         confirm(yes, f"Chaos drill: KILL {cfg.primary_site}'s database, let drorch fail {cfg.service} over to {to} "
                      f"on its own, then fail back?")
-        result = chaos_drill(Estate(cfg), to, load, open_journal(cfg), progress)  # it takes the lease itself
+        result = chaos_drill(Estate(cfg), to, load, open_journal(cfg), progress, rebuild=rebuild)  # takes the lease
     else:
         confirm(yes, f"Drill: fail {cfg.service} over to {to} and back to {cfg.primary_site}?")
         with holding_lease(cfg) as lease:

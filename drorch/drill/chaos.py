@@ -83,8 +83,13 @@ def controller_config(config: Config, to: str) -> Config:
 
 
 def chaos_drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Progress | None = None,
-                settle: float = SETTLE_SECONDS, timeout: float | None = None) -> DrillResult:
-    """Kill the home primary under load, wait for the automatic failover to ``to``, fail back, judge."""
+                settle: float = SETTLE_SECONDS, timeout: float | None = None, rebuild: bool = False) -> DrillResult:
+    """Kill the home primary under load, wait for the automatic failover to ``to``, fail back, judge.
+
+    ``rebuild``: when the kill left the home site holding a transaction no replica received (written
+    to its binlog, never acknowledged to a client under semi-sync), rebuild it from the new primary
+    on the way back instead of stopping there. The report says when that happened.
+    """
     config = estate.config
     home = away_from_home(estate, to)
     lab = lab_of(estate)
@@ -94,6 +99,7 @@ def chaos_drill(estate: Estate, to: str, rate: float, journal: Journal, progress
     run = Run("drill", {"mode": "chaos", "to": to, "home": home, "load_rate": rate}, progress, journal)
     results: dict[str, FailoverResult] = {}
     faulted: dict[str, float] = {}
+    rebuilt: list[str] = []  # what a rebuild on the way back discarded
     try:
         run.step("start the client load", load.start)
         run.step("start a controller with automatic failover", controller.start)
@@ -106,8 +112,8 @@ def chaos_drill(estate: Estate, to: str, rate: float, journal: Journal, progress
         run.step(f"start {home}'s database and app again", lambda: _heal(lab, home))
         with holding_lease(config) as lease:
             options = Options(approvals=frozenset({"*"}), lease=lease)
-            results["back"] = move(run, f"fail back to {home}",
-                                   lambda: failback(estate, progress, journal, home, options=options).switchover)
+            results["back"] = move(run, f"fail back to {home}", lambda: _back(
+                estate, progress, journal, home, options, rebuild, rebuilt))
     except DrorchError as exc:
         controller.finish()
         load.finish()
@@ -120,12 +126,22 @@ def chaos_drill(estate: Estate, to: str, rate: float, journal: Journal, progress
     figures = _from_fault(measured(results["there"], truth, load.log), controller, faulted["at"])
     objectives = judge(config.objectives.rto_seconds, config.objectives.rpo_seconds, figures)
     status = "succeeded" if all(v["met"] for v in objectives.values()) else "missed"
+    if rebuilt:
+        figures["rebuilt_home_discarding"] = rebuilt
     run.finish(status, {"mode": "chaos", "to": to, "home": home, "measured": figures, "objectives": objectives,
                         "failover_run": results["there"].run_id, "failback_run": results["back"].run_id,
                         "fault_at": faulted["at"], "outages": truth["outages"]})
     write_reports(config, journal, run.run_id)
     return DrillResult(run.run_id, "chaos", to, home, status, figures, objectives, results["there"].run_id,
                        results["back"].run_id)
+
+
+def _back(estate: Estate, progress: Progress | None, journal: Journal, home: str, options: Options, rebuild: bool,
+          rebuilt: list[str]) -> FailoverResult:
+    done = failback(estate, progress, journal, home, options=options, rebuild_diverged=rebuild)
+    if done.rebuilt is not None:
+        rebuilt.extend(done.rebuilt.discarded or ["nothing"])
+    return done.switchover
 
 
 def _inject(lab: Any, site: str, faulted: dict[str, float]) -> dict[str, Any]:

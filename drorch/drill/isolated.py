@@ -111,6 +111,9 @@ def _promotable(estate: Estate, to: str) -> dict[str, Any]:
     finally:
         collector.close()
     primary = observe(estate).primary
+    if to == primary:
+        raise RefusedForSafety(f"{to} is the primary now: an isolated drill rehearses a standby (fail back first, "
+                               "or name another site); nothing was changed")
     verdict = readiness.assess(estate.config, snapshot, primary)[to]
     if not verdict.ready:
         raise RefusedForSafety(f"{to} is not promotable: {'; '.join(verdict.reasons)}; nothing was changed")

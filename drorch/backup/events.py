@@ -85,17 +85,23 @@ def events(data: bytes, start: int = 0, magic: bool = True) -> Iterator[Event]:
         offset += size
 
 
+def statement(event: bytes) -> bytes | None:
+    """The SQL text of a query event (DDL, BEGIN/COMMIT, statement-logged writes), else None.
+
+    Restore finds a transaction by what it did (the drill's bad migration, a DROP TABLE) through it. The
+    event's checksum, when the binlog has them, trails the text."""
+    if len(event) < HEADER.size + 13 or event[4] != QUERY:
+        return None
+    body = event[HEADER.size:]
+    db_len, status_len = body[8], struct.unpack_from("<H", body, 11)[0]
+    return body[13 + status_len + db_len + 1:]
+
+
 def _ends_group(event: Event) -> bool:
     if event.type == XID:
         return True
-    if event.type != QUERY:
-        return False
-    body = event.data[HEADER.size:]
-    if len(body) < 13:
-        return False
-    db_len, status_len = body[8], struct.unpack_from("<H", body, 11)[0]
-    text = body[13 + status_len + db_len + 1:]  # the statement (then the checksum, if any)
-    return text.upper().startswith((b"COMMIT", b"ROLLBACK"))
+    text = statement(event.data)
+    return text is not None and text.upper().startswith((b"COMMIT", b"ROLLBACK"))
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ from drorch.cli.output import ConfigOption, Output, OutputOption, confirm, emit_
 
 @handle_errors
 def drill_command(
-    to: str = typer.Option(..., "--to", help="the site to fail over to and back from"),
+    to: str = typer.Option(..., "--to", help="the site to fail over to and back from (restore: the site whose "
+                           "address the scratch server takes)"),
     mode: str = typer.Option("switchover", "--mode", help=(
         "switchover (planned there and back, under load), chaos (kill the primary, automatic failover, "
-        "fail back) or isolated (promote a scratch copy of SITE's replica; nothing moves)")),
+        "fail back), isolated (promote a scratch copy of SITE's replica; nothing moves) or restore (a drill "
+        "table dropped on the primary, restored from the backups into a scratch server at SITE)")),
     load: float = typer.Option(20.0, "--load", min=1.0, max=500.0, help="client writes per second during the drill"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
     rebuild: bool = typer.Option(False, "--rebuild", help=(
@@ -36,8 +38,8 @@ def drill_command(
     from drorch.providers.estate import Estate
     from drorch.state.backends import holding_lease, open_journal
 
-    if mode not in ("switchover", "chaos", "isolated"):
-        raise InvalidInput(f"--mode {mode}: choose switchover, chaos or isolated")
+    if mode not in ("switchover", "chaos", "isolated", "restore"):
+        raise InvalidInput(f"--mode {mode}: choose switchover, chaos, isolated or restore")
     cfg = load_config(find_config_path(config))
     cfg.site(to)
     if mode == "isolated":
@@ -47,6 +49,13 @@ def drill_command(
                      "(DNS and roles are not touched)?")
         with holding_lease(cfg):
             result = isolated_drill(Estate(cfg), to, open_journal(cfg), progress)
+    elif mode == "restore":
+        from drorch.drill.restore import restore_drill
+
+        confirm(yes, f"Restore drill: create a table of the drill's own on the primary, drop it (a bad migration), "
+                     f"restore it from the backups into a scratch server at {to}'s address, clean up?")
+        with holding_lease(cfg):  # the drill ships binlogs itself: no leader may ship the same stream meanwhile
+            result = restore_drill(Estate(cfg), to, open_journal(cfg), progress)
     elif mode == "chaos":
         from drorch.drill.chaos import chaos_drill
 

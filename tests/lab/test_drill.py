@@ -80,6 +80,6 @@ def test_drill_bad_input_changes_nothing(home: Lab) -> None:
     assert home_drill.returncode == 2 and "home primary" in home_drill.stderr
     assert drorch_cli(home.layout.config, "drill", "--to", "osaka", "--yes").returncode == 2
     unknown_mode = drorch_cli(home.layout.config, "drill", "--to", "tokyo", "--mode", "earthquake", "--yes")
-    assert unknown_mode.returncode == 2 and "choose switchover, chaos or isolated" in unknown_mode.stderr
+    assert unknown_mode.returncode == 2 and "choose switchover, chaos, isolated or restore" in unknown_mode.stderr
     assert drorch_cli(home.layout.config, "report", "no-such-run").returncode == 2
     assert writable_sites(home) == ["seoul"]

@@ -55,6 +55,9 @@ class BackupLoop:
         try:
             while not self._stop.is_set():
                 if self._lease() is None:
+                    if shipper is not None:  # another controller ships now: start afresh from the store if we lead
+                        shipper.close()
+                        shipper = None
                     self._stop.wait(1.0)
                     continue
                 try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from jinja2 import Environment
 
+from drorch.drill.report import route_of
 from drorch.state.journal import Journal, RunRecord
 
 WIDTH, ROW, LEFT = 900, 22, 330
@@ -75,8 +76,7 @@ def render(record: RunRecord, journal: Journal) -> str:
             for index, (run, step) in enumerate(sorted(steps, key=lambda item: item[1].started_at))]
     outages = [{"x": x(o["start"]), "w": max(2.0, x(o["end"] or end) - x(o["start"]))}
                for o in summary.get("outages", [])]
-    route = (f"{summary['mode']} drill {summary.get('home')} → {summary.get('to')} → {summary.get('home')}"
-             if "mode" in summary else f"{summary.get('from', '?')} → {summary.get('to', '?')}")
+    route = route_of(summary, "→")
     environment = Environment(autoescape=True)
     return environment.from_string(_TEMPLATE).render(
         run=record, route=route, objectives=summary.get("objectives", {}), measured=summary.get("measured", {}),

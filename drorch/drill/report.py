@@ -20,8 +20,7 @@ def markdown(record: RunRecord) -> str:
     """A report a tired human and an auditor can both read: verdict first, then figures, then steps."""
     summary = record.summary
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.started_at))
-    route = (f"{summary['mode']} drill {summary.get('home')} -> {summary.get('to')} -> {summary.get('home')}"
-             if "mode" in summary else f"{summary.get('from', '?')} -> {summary.get('to', '?')}")
+    route = route_of(summary, "->")
     lines = [f"# {record.operation} {record.run_id}: {record.status}", "", f"Started {when}; {route}.", ""]
     objectives: dict[str, dict[str, Any]] = summary.get("objectives", {})
     if objectives:
@@ -41,3 +40,13 @@ def markdown(record: RunRecord) -> str:
     if summary.get("error"):
         lines += ["", f"Error: {summary['error']}"]
     return "\n".join(lines) + "\n"
+
+
+def route_of(summary: dict[str, Any], arrow: str) -> str:
+    """Where a run went: there and back for the drills that move the service, the one site for those that do not."""
+    mode, to, home = summary.get("mode"), summary.get("to", "?"), summary.get("home")
+    if mode is None:
+        return f"{summary.get('from', '?')} {arrow} {to}"
+    if mode in ("isolated", "restore"):
+        return f"{mode} drill at {to} (nothing moved)"
+    return f"{mode} drill {home} {arrow} {to} {arrow} {home}"

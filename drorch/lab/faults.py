@@ -220,6 +220,7 @@ class TcpFaultProxy(_Proxy):
         self.listener = socket.create_server((host, port))
         self.listener.settimeout(0.2)
         self._thread = threading.Thread(target=self._accept, name="tcp-fault-proxy", daemon=True)
+        self._live: set[socket.socket] = set()  # both ends of every open connection, closed by stop()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -231,9 +232,26 @@ class TcpFaultProxy(_Proxy):
         return self
 
     def stop(self) -> None:
+        """Stop accepting and cut every open connection; a chunk still waiting out its latency is dropped.
+
+        A test that kills a controller mid-statement then stops the proxy: without this, a delayed
+        statement of the dead controller could reach the database after the resumed run acted.
+        """
         self._closing.set()
         self._thread.join(timeout=5)
         self.listener.close()
+        with self._lock:
+            live = list(self._live)
+        for sock in live:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _track(self, sock: socket.socket, open_: bool) -> None:
+        with self._lock:
+            if open_:
+                self._live.add(sock)
+            else:
+                self._live.discard(sock)
 
     def _accept(self) -> None:
         while not self._closing.is_set():
@@ -259,10 +277,18 @@ class TcpFaultProxy(_Proxy):
                 return
             with upstream:
                 upstream.settimeout(None)
-                back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
-                back.start()
-                self._pipe(client, upstream)
-                back.join(timeout=5)
+                self._track(client, True)
+                self._track(upstream, True)
+                try:
+                    if self._closing.is_set():  # stop() may have run since the accept: it saw neither socket
+                        return
+                    back = threading.Thread(target=self._pipe, args=(upstream, client), daemon=True)
+                    back.start()
+                    self._pipe(client, upstream)
+                    back.join(timeout=5)
+                finally:
+                    self._track(client, False)
+                    self._track(upstream, False)
 
     def _pipe(self, source: socket.socket, target: socket.socket) -> None:
         try:
@@ -270,8 +296,9 @@ class TcpFaultProxy(_Proxy):
                 chunk = source.recv(65536)
                 if not chunk:
                     break
-                if self.plan.latency_seconds:
-                    time.sleep(self.plan.latency_seconds)
+                latency = self.plan.latency_seconds
+                if latency and self._closing.wait(latency):
+                    break  # stopped while the chunk was delayed: it is never delivered
                 target.sendall(chunk)
         except OSError:
             pass  # either side went away: the connection is over

@@ -1,65 +1,78 @@
-"""A controller SIGKILLed at every step boundary of `failover-to-tokyo` is resumed to the correct end state.
+"""A controller SIGKILLed at every step boundary of `failover-to-tokyo`, and inside its parallel group, is resumed
+to the correct end state.
 
 For each top-level step k, a copy of the shipped playbook pauses right before step k; the CLI
 run is killed during that pause (steps before k done, k not started: the worst moments are
-right after the fence and right after the promotion), `drorch resume` finishes the run, and
-the invariants are checked: exactly one writable database, tokyo; DNS on tokyo; the others
-replicating from it; the journal saying the old run was resumed by a succeeded one.
+right after the fence and right after the promotion). Inside the group "follow tokyo", two more
+moments: both branches done but not the group (a third member still runs), and the old primary
+rejoined while nhn's branch is in flight, killed with nhn's replication stopped (nhn's database
+is slowed by a fault proxy so that the branch can be caught there). `drorch resume` then
+finishes the run, and ``crash_then_resume`` checks the invariants: never two writable databases,
+then exactly one, tokyo; DNS on tokyo; the others replicating from it; no acknowledged write lost
+under the load written all along; the journal saying the old run was resumed by a succeeded one
+that skipped what was done and ran again what the crash interrupted.
+
+Failback's boundaries are in test_crash_every_step_failback.py: a file of its own, so that
+pytest-xdist's loadfile distribution runs the two on different workers.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from drorch.engine.actions import dns
 from drorch.lab.control import Lab
-from drorch.state.backends import open_journal
-from tests.helpers import paused_playbook, stop_process, wait_for, writable_sites
+from drorch.lab.faults import FaultPlan
+from tests.helpers import CRASH_PAUSE, crash_then_resume, paused_in_group, paused_playbook, proxied_database
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "failover-to-tokyo.yaml"
 STEPS = [step["name"] for step in yaml.safe_load(PLAYBOOK.read_text())["steps"]]
-PAUSE = "crash here"
+GROUP = "follow tokyo"
+REPOINT, REJOIN = "repoint the other replicas", "rejoin the old primary as a replica"
+COMMAND = ["failover", "--to", "tokyo"]
+SLOW = FaultPlan(latency_seconds=0.15)  # per chunk each way: a statement ~0.3 s, well inside the client timeouts
+
+
+def paused(steps: dict[str, str]) -> bool:
+    return steps.get(CRASH_PAUSE) == "running"
 
 
 @pytest.mark.parametrize("index", range(1, len(STEPS)), ids=[f"before {name}" for name in STEPS[1:]])
 def test_killed_before_a_step_then_resumed(home: Lab, tmp_path: Path, index: int) -> None:
-    book = paused_playbook(PLAYBOOK, STEPS[index], tmp_path, f"crash-before-{index}", pause=PAUSE)
-    env = {**os.environ, "DRORCH_CONFIG": str(home.layout.config)}
-    journal = open_journal(home.config)
-    controller = subprocess.Popen([sys.executable, "-m", "drorch.cli", "failover", "--to", "tokyo", "--yes",
-                                   "--playbook", str(book)], env=env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def pausing() -> str | None:
-            return next((run.run_id for run in journal.runs(5) if run.status == "running"
-                         and any(s.name == PAUSE and s.status == "running" for s in run.steps)), None)
+    book = paused_playbook(PLAYBOOK, STEPS[index], tmp_path, f"crash-before-{index}", pause=CRASH_PAUSE)
+    crash_then_resume(home, tmp_path, book, COMMAND, "tokyo", paused)
 
-        run_id = wait_for(pausing, timeout=60)
-        controller.send_signal(signal.SIGKILL)
-        controller.wait(timeout=10)
-    finally:
-        stop_process(controller)
-    assert len(writable_sites(home)) <= 1  # whatever the moment of the crash: never two writable primaries
-    book.write_text(book.read_text().replace("seconds: 60", "seconds: 0"))
-    resumed = subprocess.run([sys.executable, "-m", "drorch.cli", "resume", run_id, "--yes", "--output", "json"],
-                             env=env, capture_output=True, text=True, timeout=180, check=False,
-                             stdin=subprocess.DEVNULL)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["status"] == "succeeded"
-    assert writable_sites(home) == ["tokyo"] and dns.active_sites(home.estate)["PRIMARY"] == "tokyo"
-    tokyo_port = home.state.sites["tokyo"].mysql_port
-    for site in ("seoul", "nhn"):
-        def follows_tokyo(name: str = site) -> bool:
-            replica = home.admin(name).state().replica
-            return replica is not None and replica.source_port == tokyo_port and replica.io_running
-        wait_for(follows_tokyo, timeout=20)
-    old = journal.run(run_id)
-    assert old is not None and old.status == "resumed"
+
+def test_killed_inside_the_group_with_both_branches_done(home: Lab, tmp_path: Path) -> None:
+    """The group is unfinished (a third member runs) though both real branches are done: resume skips both."""
+    book = paused_in_group(PLAYBOOK, GROUP, tmp_path, "crash-in-group")
+
+    def both_done(steps: dict[str, str]) -> bool:
+        return paused(steps) and steps.get(REPOINT) == steps.get(REJOIN) == "succeeded"
+
+    result = crash_then_resume(home, tmp_path, book, COMMAND, "tokyo", both_done)
+    statuses = {step["name"]: step["status"] for step in result["steps"]}
+    assert statuses[REPOINT] == statuses[REJOIN] == "skipped" and statuses[CRASH_PAUSE] == "succeeded"
+
+
+def test_killed_mid_group_with_nhn_following_no_one(home: Lab, tmp_path: Path) -> None:
+    """The old primary has rejoined; nhn's branch is in flight, killed between nhn's STOP SLAVE and START SLAVE
+    (nhn follows no one). Resume runs that branch again, and only it."""
+    with proxied_database(home, "nhn") as (proxy, config):
+        book = paused_playbook(PLAYBOOK, GROUP, tmp_path, "crash-mid-group", seconds=2, pause="slow nhn down")
+
+        def slow_down() -> None:  # only now: the steps before the group run at full speed
+            proxy.plan = SLOW
+
+        def nhn_stopped(steps: dict[str, str]) -> bool:
+            if not (steps.get(REJOIN) == "succeeded" and steps.get(REPOINT) == "running"):
+                return False
+            replica = home.admin("nhn").state().replica
+            return replica is None or not replica.io_running
+
+        result = crash_then_resume(home, tmp_path, book, COMMAND, "tokyo", nhn_stopped, config,
+                                   (lambda steps: steps.get("slow nhn down") == "running", slow_down), proxy.stop)
+    statuses = {step["name"]: step["status"] for step in result["steps"]}
+    assert statuses[REJOIN] == "skipped" and statuses[REPOINT] == "succeeded"

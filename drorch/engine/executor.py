@@ -219,6 +219,14 @@ def resume_run(journal: Journal, run_id: str, estate: Estate, options: Options =
         raise InvalidInput(f"run {run_id} is {record.status}: there is nothing to resume"
                            + (" (its rollback restored the start; run the playbook again)"
                               if record.status == "rolled_back" else ""))
+    undone = [s.name.removeprefix("rollback: ") for s in record.steps
+              if s.name.startswith("rollback: ") and s.status == "succeeded"]
+    if undone:
+        # Its completed steps are no longer done: skipping them would skip e.g. a fence the rollback lifted,
+        # and promote beside a writable old primary. A new run observes the estate and decides afresh.
+        raise RefusedForSafety(f"run {run_id} stopped and rolled back in part ({', '.join(undone)}), so the "
+                               "steps it completed are not all in effect any more and resuming could skip one of "
+                               "them; run the playbook again instead (it checks the estate and starts over)")
     from pathlib import Path
 
     playbook = load_playbook(Path(record.summary["source"]))

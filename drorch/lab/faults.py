@@ -14,6 +14,11 @@ make the clouds misbehave the way real ones do, at chosen rates:
 
 ``HttpFaultProxy`` understands HTTP/1.1 requests, so it can answer with an error
 instead of forwarding; ``TcpFaultProxy`` (databases) decides per connection.
+``OpenStackFaultProxy`` is an HTTP one speaking OpenStack: its errors are 503 and
+429 (with ``Retry-After``) in Keystone's JSON shape, and it rewrites the API's own
+URLs in what it answers (Keystone's service catalog, version documents, links),
+since an OpenStack client goes wherever the catalog says: without the rewrite,
+only the login would pass through the proxy.
 Both run as threads in the caller's process; ``plan`` can be changed at any time
 (a test turns the faults off before resuming) and ``injected`` counts what was done.
 """
@@ -31,7 +36,7 @@ import urllib.parse
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 
@@ -46,7 +51,9 @@ class FaultPlan:
     drop_rate: float = 0.0
     latency_seconds: float = 0.0
     hold_seconds: float = 12.0
-    services: frozenset[str] = frozenset()  # HTTP: only requests signed for these AWS services; empty: all
+    # HTTP: only requests signed for these AWS services (OpenStack: whose path starts with /SERVICE, e.g.
+    # "compute", "v3" for Keystone); empty: all
+    services: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         rates = (self.error_rate, self.throttle_rate, self.timeout_rate, self.drop_rate)
@@ -89,11 +96,14 @@ class _Proxy:
 class HttpFaultProxy(_Proxy):
     """An HTTP proxy to ``upstream`` (e.g. the lab's moto endpoint) that injects faults per request."""
 
+    rewrite_urls = False  # replace the upstream's own base URL in JSON answers and Location headers by ours
+
     def __init__(self, upstream: str, plan: FaultPlan = NO_FAULTS, seed: int | None = None,
                  host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(plan, seed)
         parsed = urllib.parse.urlsplit(upstream)
         self.upstream_host, self.upstream_port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        self.upstream_base = f"{parsed.scheme or 'http'}://{parsed.netloc}"
         self.server = ThreadingHTTPServer((host, port), _handler(self))
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, name="http-fault-proxy", daemon=True)
@@ -103,7 +113,7 @@ class HttpFaultProxy(_Proxy):
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> HttpFaultProxy:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -112,6 +122,49 @@ class HttpFaultProxy(_Proxy):
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=5)
+
+    def service(self, path: str, headers: dict[str, str]) -> str:
+        """What ``FaultPlan.services`` matches a request by: the AWS service it is signed for."""
+        return _signing_service(headers)
+
+    def error(self, fault: str, headers: dict[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The answer that stands for an 'error' or 'throttle' fault."""
+        return _error_response(fault, headers, body)
+
+    def rewritten(self, headers: list[tuple[str, str]], body: bytes) -> tuple[list[tuple[str, str]], bytes]:
+        """The upstream's answer with its own base URL replaced by the proxy's (when ``rewrite_urls``).
+
+        Only uncompressed JSON bodies and Location headers: that is where an API hands out URLs.
+        """
+        if not self.rewrite_urls:
+            return headers, body
+        lowered = {name.lower(): value for name, value in headers}
+        old, new = self.upstream_base, self.url
+        if "json" in lowered.get("content-type", "") and not lowered.get("content-encoding"):
+            body = body.replace(old.encode(), new.encode())
+        return [(name, value.replace(old, new) if name.lower() == "location" else value)
+                for name, value in headers], body
+
+
+class OpenStackFaultProxy(HttpFaultProxy):
+    """An HTTP fault proxy in front of an OpenStack API (``upstream``: its base or Keystone URL).
+
+    Clients authenticate at the proxy (point clouds.yaml's ``auth_url`` at ``url`` + the path) and
+    then follow the catalog, which names the proxy too. Errors are OpenStack's: 503 with Keystone's
+    error body, and 429 with ``Retry-After: 1`` for throttling (what rate limiters in front of Nova
+    or Keystone answer). ``FaultPlan.services`` matches the first path segment ("v3" is Keystone).
+    """
+
+    rewrite_urls = True
+
+    def service(self, path: str, headers: dict[str, str]) -> str:
+        return urllib.parse.urlsplit(path).path.lstrip("/").split("/", 1)[0]
+
+    def error(self, fault: str, headers: dict[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        code, title, extra = ((503, "Service Unavailable", []) if fault == "error"
+                              else (429, "Too Many Requests", [("Retry-After", "1")]))
+        document = json.dumps({"error": {"code": code, "title": title, "message": f"lab fault proxy: {title.lower()}"}})
+        return code, [("Content-Type", "application/json"), *extra], document.encode()
 
 
 def _handler(proxy: HttpFaultProxy) -> type[BaseHTTPRequestHandler]:
@@ -124,7 +177,7 @@ def _handler(proxy: HttpFaultProxy) -> type[BaseHTTPRequestHandler]:
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             plan = proxy.plan
-            service = _signing_service({k.lower(): v for k, v in self.headers.items()})
+            service = proxy.service(self.path, {k.lower(): v for k, v in self.headers.items()})
             if plan.services and service not in plan.services:
                 fault = None
             else:
@@ -140,16 +193,17 @@ def _handler(proxy: HttpFaultProxy) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             if fault is not None:
-                self._answer(*_error_response(fault, dict(self.headers.items()), body))
+                self._answer(*proxy.error(fault, dict(self.headers.items()), body))
                 return
             upstream = http.client.HTTPConnection(proxy.upstream_host, proxy.upstream_port, timeout=60)
             try:
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-                upstream.request(self.command, self.path, body=body, headers=headers)
+                sent = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+                upstream.request(self.command, self.path, body=body, headers=sent)
                 response = upstream.getresponse()
-                self._answer(response.status, [(k, v) for k, v in response.getheaders()
-                                               if k.lower() not in _HOP_BY_HOP | {"content-length"}],
-                             response.read())
+                headers, answer = proxy.rewritten([(k, v) for k, v in response.getheaders()
+                                                   if k.lower() not in _HOP_BY_HOP | {"content-length"}],
+                                                  response.read())
+                self._answer(response.status, headers, answer)
             finally:
                 upstream.close()
 

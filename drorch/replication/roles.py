@@ -9,6 +9,7 @@ The built-in failover, failback and the playbook actions all use these.
 from __future__ import annotations
 
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from drorch.engine.topology import site_at
@@ -95,6 +96,39 @@ def follow(db: MySQLClient, source_host: str, source_port: int, user: str, passw
         flavor.change_source_sql(source_host, source_port, user, password),
         flavor.start_replica_sql(),
     )
+
+
+def writable_besides(estate: Estate, site: str) -> list[str]:
+    """Other sites whose database answers right now and accepts writes (read_only off), in config order.
+
+    Asked afresh, never from what a run observed at its start: a database that was down then may
+    have come back writable since. The sites are asked at once, so dead ones cost one connect timeout.
+    """
+    others = [s for s in estate.config.sites if s != site]
+
+    def writable(other: str) -> bool:
+        db = estate.mysql(other)
+        return db.ping() and not db.state().read_only
+
+    with ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
+        answers = list(pool.map(writable, others))
+    return [other for other, yes in zip(others, answers, strict=True) if yes]
+
+
+def refuse_second_writable(estate: Estate, site: str, doing: str) -> None:
+    """Refuse (RefusedForSafety, before any change) to make ``site`` writable while another database is.
+
+    ``mysql.promote`` and ``mysql.unfence`` both ask this, and no ``--force`` skips it: force may skip
+    the proof that an unreachable primary is dead, never allow two writable primaries.
+    """
+    others = writable_besides(estate, site)
+    if others:
+        verb = "is" if len(others) == 1 else "are"
+        raise RefusedForSafety(
+            f"cannot {doing} {site}: {', '.join(others)} {verb} writable (read_only OFF), and two writable "
+            f"databases would split the data (split-brain risk). Nothing was changed. Fix: fence "
+            f"{' and '.join(others)} first (a playbook's mysql.fence step, or SET GLOBAL read_only=ON) and run "
+            "again, or keep it as the primary")
 
 
 def missing_transactions(new_primary: MySQLClient, old_binlog_gtid: str) -> int:

@@ -42,8 +42,10 @@ def test_plan_shows_every_concrete_change_and_changes_nothing(home: Lab) -> None
     assert all(guard["passed"] for guard in document["guards"])
     changes = {step["name"]: step["changes"] for step in document["steps"]}
     assert changes["fence the current primary"] == ["seoul database: read_only OFF -> ON, client sessions cut"]
-    assert changes["promote tokyo"] == ["tokyo database: stop replicating from seoul",
-                                        "tokyo database: read_only ON -> OFF (accepts writes)"]
+    assert changes["promote tokyo"] == [
+        "tokyo database: stop replicating from seoul", "tokyo database: read_only ON -> OFF (accepts writes)",
+        "tokyo database: promoted only if seoul (writable now) is read-only by then, else refused even under --force: "
+        "never two writable databases"]  # seoul is fenced two steps earlier
     assert changes["repoint the other replicas"] == ["nhn database: replicate from seoul -> from tokyo"]
     record = home.config.dns.record
     assert f"DNS {record} A PRIMARY: seoul -> tokyo" in changes["point DNS at tokyo"]

@@ -10,7 +10,6 @@ from typing import Any
 
 from drorch.engine.catalogue import ActionContext, Params, action
 from drorch.engine.topology import site_at
-from drorch.errors import RefusedForSafety
 from drorch.providers.mysql.client import ServerState
 from drorch.replication.rebuild import reprotect_or_rebuild
 from drorch.replication.rejoin import Diverged, assess
@@ -20,8 +19,10 @@ from drorch.replication.roles import (
     follow,
     promote,
     received_gtid,
+    refuse_second_writable,
     semi_sync_partner,
     wait_applied,
+    writable_besides,
 )
 
 
@@ -68,7 +69,13 @@ def plan_promote(ctx: ActionContext, p: SiteParams) -> list[str]:
     check_promotable(ctx.estate, p.site)  # an errant replica: the plan says it would be refused
     state = ctx.estate.mysql(p.site).state(attempts=1)
     changes = [f"{p.site} database: stop replicating from {_source(ctx, state)}"] if state.replica else []
-    return changes + ([f"{p.site} database: read_only ON -> OFF (accepts writes)"] if state.read_only else [])
+    changes += [f"{p.site} database: read_only ON -> OFF (accepts writes)"] if state.read_only else []
+    # planned against today's state: in a switchover the old primary is writable now and fenced by an earlier step
+    others = writable_besides(ctx.estate, p.site)
+    if others:
+        changes.append(f"{p.site} database: promoted only if {' and '.join(others)} (writable now) is read-only by "
+                       "then, else refused even under --force: never two writable databases")
+    return changes
 
 
 def plan_repoint(ctx: ActionContext, p: RepointParams) -> list[str]:
@@ -110,8 +117,11 @@ def wait_caught_up_action(ctx: ActionContext, p: WaitParams) -> dict[str, Any]:
 def promote_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
     """Stop replicating, forget the old source, make the database writable (semi-sync source when its pair answers).
 
-    Refused, changing nothing, when the site holds transactions its source never had (errant GTIDs).
+    Refused, changing nothing, when any other site's database answers and is writable (even under
+    ``--force``: never two writable primaries), or when the site holds transactions its source never
+    had (errant GTIDs).
     """
+    refuse_second_writable(ctx.estate, p.site, "promote")
     check_promotable(ctx.estate, p.site, ctx.variables.get("reachable"))
     partner = semi_sync_partner(ctx.estate, p.site)
     partner_alive = partner is not None and ctx.estate.mysql(partner).ping()
@@ -175,10 +185,7 @@ def unfence_action(ctx: ActionContext, p: SiteParams) -> dict[str, Any]:
 
     Refused when any other site's database is writable: never two writable primaries.
     """
-    others = [s for s in ctx.estate.config.sites if s != p.site and ctx.estate.mysql(s).ping()
-              and not ctx.estate.mysql(s).state().read_only]
-    if others:
-        raise RefusedForSafety(f"cannot unfence {p.site}: {', '.join(others)} is writable (split-brain risk)")
+    refuse_second_writable(ctx.estate, p.site, "unfence")
     db = ctx.estate.mysql(p.site)
     db.execute(*db.flavor.unfence_sql())
     return {}

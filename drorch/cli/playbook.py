@@ -140,8 +140,12 @@ def report_playbook(result: Any, output: Output) -> None:
     if output == Output.json:
         emit_json({**asdict(result), "steps": [asdict(s) for s in result.steps]})
     else:
+        from drorch.engine.run import step_notes
+
         reason = f": {result.error}" if result.error else ""
         print(f"{result.playbook}: {result.status} (run {result.run_id}){reason}")
+        for note in step_notes(result.steps):
+            print(f"  note: {note}")
     if result.status != "succeeded":
         raise typer.Exit(result.exit_code or 1)
 

@@ -98,8 +98,9 @@ def setup_command(
         with holding_lease(estate.config):
             setup.apply(estate, setup.plan(estate))  # planned again under the lease: the servers may have moved
     if output == Output.json:
-        emit_json({"dry_run": dry_run, "primary": found.primary, "accounts": found.accounts, "changes": shown,
-                   "notes": found.notes, "applied": bool(found.changes) and not dry_run})
+        emit_json({"dry_run": dry_run, "primary": found.primary, "after_failover": found.after_failover,
+                   "accounts": found.accounts, "changes": shown, "notes": found.notes,
+                   "applied": bool(found.changes) and not dry_run})
         return
     accounts = ", ".join(sorted(set(found.accounts.values())))
     print(f"setup plan for primary {found.primary} (as {accounts}): {len(shown)} change(s)")
@@ -110,7 +111,8 @@ def setup_command(
     for note in found.notes:
         print(f"  note: {note}")
     if not found.changes:
-        print("nothing to change: the servers match data.mysql")
+        print(f"nothing to change: every answering replica follows {found.primary}, the primary since a failover"
+              if found.after_failover else "nothing to change: the servers match data.mysql")
     elif dry_run:
         print("dry run: nothing was changed")
     else:

@@ -59,3 +59,5 @@ def show_run(
         duration = "-" if step.duration_seconds is None else f"{step.duration_seconds:.3f} s"
         error = f"  ({step.error})" if step.error else ""
         print(f"  {step.index:2} {step.status:9} {duration:>9}  {step.name}{error}")
+        for note in step.detail.get("notes", []):
+            print(f"       note: {note}")

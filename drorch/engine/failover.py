@@ -21,7 +21,7 @@ from drorch.drill.archive import write_reports
 from drorch.engine.executor import Options, PlaybookResult, execute
 from drorch.engine.playbook import library
 from drorch.engine.playbook.loader import load_playbook
-from drorch.engine.run import Progress, StepResult
+from drorch.engine.run import Progress, StepResult, step_notes
 from drorch.measure.objectives import data_loss, heartbeat_rpo
 from drorch.providers.estate import Estate
 from drorch.state.journal import Journal
@@ -97,7 +97,7 @@ def _measure(estate: Estate, to: str, result: PlaybookResult, last_heartbeat: fl
     planned = bool(result.variables["primary_reachable"])
     kind = "already-primary" if old == to else "switchover" if planned else "failover"
     done = result.status == "succeeded"
-    summary: dict[str, Any] = {"from": old, "to": to, "kind": kind, "notes": [],
+    summary: dict[str, Any] = {"from": old, "to": to, "kind": kind, "notes": step_notes(result.steps),
                                "rto_seconds": result.elapsed_seconds if done else None,
                                "rpo_seconds": None, "lost_transactions": None}
     if not done or kind == "already-primary":

@@ -28,6 +28,11 @@ class StepResult:
     error: str | None = None
 
 
+def step_notes(steps: list[StepResult]) -> list[str]:
+    """What steps left for people to do (an action's ``notes`` in its result, e.g. a site left for later)."""
+    return [str(note) for step in steps for note in step.detail.get("notes", [])]
+
+
 class Run:
     """Executes steps and records them; the first failed step stops the run.
 

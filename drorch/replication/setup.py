@@ -8,6 +8,13 @@ privilege the plan needs (else the exact GRANT to run is named). Per-server chan
 (accounts, semi-sync, read_only) are not binlogged: logged, each would become an
 errant transaction on the other servers. Only the heartbeat table is created on the
 primary with logging on, so that it replicates.
+
+After a failover (another site is the one writable database, the configured primary is
+read-only or gone) setup finishes what the failover left undone instead of undoing it: a
+standby that still replicates from elsewhere (it did not answer when the failover repointed
+the others) is pointed at the current primary, as the failover would have done, after the
+same errant check; sites that do not answer are left for a later run, and the old primary
+for ``drorch failback`` (which reprotects it and measures what the failover lost).
 """
 
 from __future__ import annotations
@@ -46,6 +53,9 @@ class SetupPlan:
     changes: list[Change]
     notes: list[str] = field(default_factory=list)
     accounts: dict[str, str] = field(default_factory=dict)  # site -> the account the plan runs as
+    replicates_from: dict[str, str] = field(default_factory=dict)  # replica -> source, as the plan leaves them
+    semi_sync_source: bool = False  # the primary waits for a semi-sync ack once the plan ran
+    after_failover: bool = False  # the primary is not the configured one: a failover moved it
 
     def shown(self, secrets: list[str]) -> list[dict[str, Any]]:
         """The changes with every statement rendered as the server gets it, secrets masked."""
@@ -66,26 +76,67 @@ def plan(estate: Estate) -> SetupPlan:
     """Everything setup would change, in order; raises (changing nothing) when it must not go on."""
     config = estate.config
     topology = config.data.mysql
-    primary = config.primary_site
     clients = {site: admin_client(estate, site) for site in config.sites}
-    observed = {}
+    observed, silent = {}, {}
     for site, db in clients.items():
         try:
             observed[site] = observe(db, topology.replication_user, estate.replication_password(),
                                      config.data.heartbeat.table)
         except pymysql.MySQLError as exc:
-            raise RefusedForSafety(f"{site}'s database does not answer as {db.address.user} ({_reason(exc)}): setup "
-                                   "needs every server. Nothing was changed") from None
-    _refuse_unsafe_topology(estate, primary, observed)
+            silent[site] = f"{site}'s database does not answer as {db.address.user} ({_reason(exc)})"
+    primary = _refuse_unsafe_topology(estate, config.primary_site, observed, silent)
+    after_failover = primary != config.primary_site
+    if silent and not after_failover:
+        raise RefusedForSafety(f"{next(iter(silent.values()))}: setup needs every server. Nothing was changed")
     notes: list[str] = []
-    changes = _primary_changes(estate, primary, observed[primary])
-    for site, source in topology.replicates_from.items():
+    if after_failover:
+        wanted = _after_failover(estate, primary, observed, silent, notes)
+    else:
+        wanted = dict(topology.replicates_from)
+    changes = _primary_changes(estate, primary, observed[primary], observed)
+    for site, source in wanted.items():
         changes += _replica_changes(estate, site, source, observed, notes)
     for site in config.sites:
-        if site != primary and site not in topology.replicates_from:
+        if site != primary and site not in wanted and not after_failover:
             notes.append(f"{site}: not in data.mysql.replicates_from, left as it is")
     _refuse_missing_privileges(clients, observed, changes)
-    return SetupPlan(primary, changes, notes, {site: o.grants.account for site, o in observed.items()})
+    return SetupPlan(primary, changes, notes, {site: o.grants.account for site, o in observed.items()}, wanted,
+                     _semi_sync_source_on(estate, primary, observed), after_failover)
+
+
+def _after_failover(estate: Estate, primary: str, observed: dict[str, Observed], silent: dict[str, str],
+                    notes: list[str]) -> dict[str, str]:
+    """The replicas setup keeps or puts on ``primary`` after a failover: every answering standby, as the
+    failover's repoint step does; the configured primary only when it already follows ``primary``."""
+    configured = estate.config.primary_site
+    target = estate.config.site(primary).mysql
+    notes.append(f"{primary} is the writable primary since a failover (the config's is {configured}): the other "
+                 f"sites are set up as replicas of {primary}, as the failover left them; `drorch failback` returns "
+                 "to the configured topology")
+    wanted = {}
+    for site in estate.config.sites:
+        if site == primary:
+            continue
+        if site in silent:
+            then = ("`drorch failback` reprotects it" if site == configured
+                    else "run `drorch replication setup` again")
+            notes.append(f"{silent[site]}: left as it is; {then} when it answers")
+            continue
+        replica = observed[site].state.replica
+        follows = replica is not None and (replica.source_host, replica.source_port) == (target.host, target.port)
+        if site == configured and not follows:
+            notes.append(f"{site}: the configured primary, not replicating from {primary}: left to `drorch failback` "
+                         f"(or `drorch replication reprotect {site}`), which checks what it holds that {primary} "
+                         "lacks and measures what the failover lost")
+            continue
+        wanted[site] = primary
+    return wanted
+
+
+def _semi_sync_source_on(estate: Estate, primary: str, observed: dict[str, Observed]) -> bool:
+    """The primary waits for semi-sync acks when a partner of its pair answers (none to wait for otherwise:
+    every commit would stall for the timeout), as ``mysql.promote`` decides."""
+    return any(partner in observed for partner in _pairs(estate, primary))
 
 
 def apply(estate: Estate, found: SetupPlan) -> None:
@@ -93,7 +144,7 @@ def apply(estate: Estate, found: SetupPlan) -> None:
     for change in found.changes:
         admin_client(estate, change.site).execute(*change.statements)
     if found.changes:
-        _verify(estate)
+        _verify(estate, found)
 
 
 def secrets(estate: Estate) -> list[str]:
@@ -107,24 +158,25 @@ def secrets(estate: Estate) -> list[str]:
     return found
 
 
-def _refuse_unsafe_topology(estate: Estate, primary: str, observed: dict[str, Observed]) -> None:
-    """After a failover the config's primary is fenced and another serves: setup must not undo that.
+def _refuse_unsafe_topology(estate: Estate, primary: str, observed: dict[str, Observed],
+                            silent: dict[str, str]) -> str:
+    """The primary setup builds around: the configured one, or the one writable database after a failover.
 
-    Other writable servers are fine while the configured primary is writable too (fresh servers all are):
-    each is fenced and pointed at its source only after the errant check finds nothing it alone holds.
+    After a failover the config's primary is fenced (or gone) and another serves: setup must not undo
+    that. Other writable servers are fine while the configured primary is writable too (fresh servers
+    all are): each is fenced and pointed at its source only after the errant check finds nothing it
+    alone holds.
     """
     writable = [site for site, o in observed.items() if not o.state.read_only]
     others = [site for site in writable if site != primary]
     if primary in writable or not others:
-        return
+        return primary
+    state = "does not answer" if primary in silent else "is read-only"
     if len(others) > 1:
         raise RefusedForSafety(f"more than one writable database ({', '.join(others)}) and {primary}, the configured "
-                               "primary, is read-only: split-brain; fence all but one by hand (SET GLOBAL "
+                               f"primary, {state}: split-brain; fence all but one by hand (SET GLOBAL "
                                "read_only=ON) and run again. Nothing was changed")
-    raise RefusedForSafety(
-        f"{others[0]} is the writable primary now and {primary}, the configured primary, is read-only (after a "
-        f"failover?): setup builds the configured topology and would demote {others[0]}. Fail back first "
-        "(`drorch failback`), or make the config say what you want. Nothing was changed")
+    return others[0]
 
 
 def _accounts(estate: Estate, site: str, o: Observed) -> list[Change]:
@@ -191,13 +243,13 @@ def _heartbeat(estate: Estate, site: str, o: Observed, logged: bool) -> list[Cha
                    ("skip_binlog", f"create_in:{schema}"))]
 
 
-def _primary_changes(estate: Estate, site: str, o: Observed) -> list[Change]:
+def _primary_changes(estate: Estate, site: str, o: Observed, observed: dict[str, Observed]) -> list[Change]:
     flavor, state = o.flavor, o.state
     changes = _accounts(estate, site, o)
     if state.replica is not None:
         changes.append(Change(site, "stop replicating: it is the configured primary",
                               (flavor.stop_replica_sql(), flavor.reset_replica_sql()), ("replica_admin",)))
-    changes += _semi_sync_changes(site, o, source_on=bool(_pairs(estate, site)), replica_on=False,
+    changes += _semi_sync_changes(site, o, source_on=_semi_sync_source_on(estate, site, observed), replica_on=False,
                                   pair=bool(_pairs(estate, site)))
     changes += _heartbeat(estate, site, o, logged=True)
     if state.read_only:
@@ -253,7 +305,7 @@ def _refuse_errant(estate: Estate, site: str, source: str, state: ServerState, n
             f"never had (errant GTIDs: {found}), so replicating from {source} would break or hide them. Nothing was "
             f"changed. Fix: `drorch replication reprotect {site} --rebuild` copies {source}'s data over it")
     if state.replica is not None and moving:
-        notes.append(f"{site}: replicates from {now}, configured {source}: re-pointed (it holds nothing {source} "
+        notes.append(f"{site}: replicates from {now}, not from {source}: re-pointed (it holds nothing {source} "
                      "lacks)")
 
 
@@ -282,19 +334,19 @@ def _refuse_missing_privileges(clients: dict[str, MySQLClient], observed: dict[s
                                + "\n  ".join(problems))
 
 
-def _verify(estate: Estate) -> None:
+def _verify(estate: Estate, found: SetupPlan) -> None:
     """Replicas running from their sources, the primary's semi-sync active: else the change did not take."""
-    config = estate.config
     deadline = time.monotonic() + VERIFY_SECONDS
     while True:
         problems = []
-        for site, source in config.data.mysql.replicates_from.items():
+        for site, source in found.replicates_from.items():
             replica = estate.mysql(site).state().replica
             if replica is None or not (replica.io_running and replica.sql_running):
                 error = "" if replica is None else (replica.last_io_error or replica.last_sql_error)
                 problems.append(f"{site} is not replicating from {source}" + (f": {error}" if error else ""))
-        primary = config.primary_site
-        if _pairs(estate, primary) and not estate.mysql(primary).state().semi_sync.source_active:
+        primary = found.primary
+        acks = [p for p in _pairs(estate, primary) if found.replicates_from.get(p) == primary]
+        if found.semi_sync_source and acks and not estate.mysql(primary).state().semi_sync.source_active:
             problems.append(f"semi-sync did not become active on {primary}")
         if not problems:
             return

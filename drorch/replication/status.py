@@ -127,7 +127,11 @@ def _site(estate: Estate, site: str, readings: dict[str, tuple[ServerState | Non
             notes.append("replication is stopped" + (
                 f": {replica.last_io_error or replica.last_sql_error}" if replica.last_io_error or
                 replica.last_sql_error else ""))
-    if role == "replica" and configured is not None and source != configured:
+    moved = primary is not None and primary != estate.config.primary_site  # a failover moved the primary
+    if role == "replica" and moved and source != primary:
+        notes.append(f"replicates from {source}, not from {primary}, the primary since a failover (`drorch "
+                     "replication setup` re-points it when that is safe)")
+    elif role == "replica" and not moved and configured is not None and source != configured:
         notes.append(f"replicates from {source}, configured: {configured} (`drorch replication setup` re-points it "
                      "when that is safe)")
     if role == "fenced" and primary is not None:

@@ -8,9 +8,11 @@ from typing import Any
 
 import yaml
 
+from drorch.lab import chaos
 from drorch.lab.control import Lab
 from drorch.lab.layout import SITES
-from tests.helpers import drorch_cli, wait_for, writable_sites
+from drorch.state.backends import open_journal
+from tests.helpers import drorch_cli, follows, wait_for, writable_sites
 
 
 def topology(lab: Lab) -> dict[str, Any]:
@@ -98,6 +100,57 @@ def test_setup_repoints_a_replica_on_the_wrong_source_when_it_is_safe(home: Lab)
     assert "nhn: replicate from seoul (was: " in done.stdout and "re-pointed" in done.stdout
     replica = nhn.state().replica
     assert replica is not None and replica.source_port == home.state.sites["seoul"].mysql_port
+
+
+def test_setup_after_a_failover_repoints_a_replica_left_behind_to_the_new_primary(home: Lab) -> None:
+    """nhn's database is down during a switchover to tokyo, so the failover leaves it for later; back, it
+    replicates from seoul again. The failover said how to finish: setup points nhn at tokyo, once."""
+    config = home.layout.config
+    left = "run `drorch replication setup` when nhn answers again"
+    assert chaos.kill_db(home, "nhn")
+    try:
+        planned = drorch_cli(config, "plan", "--to", "tokyo", "--output", "json")
+        assert planned.returncode == 0, planned.stderr
+        changes = {step["name"]: step["changes"] for step in json.loads(planned.stdout)["steps"]}
+        assert any(left in change for change in changes["repoint the other replicas"])
+        moved = drorch_cli(config, "failover", "--to", "tokyo", "--yes", "--output", "json")
+        assert moved.returncode == 0, moved.stderr
+        result = json.loads(moved.stdout)
+        assert any(left in note for note in result["notes"]), result["notes"]
+        step = next(s for s in json.loads(moved.stdout)["steps"] if s["name"] == "repoint the other replicas")
+        assert step["detail"]["unreachable"] == ["nhn"]
+        record = open_journal(home.config).run(result["run_id"])
+        assert record is not None
+        journaled = next(s for s in record.steps if s.name == "repoint the other replicas")
+        assert any(left in note for note in journaled.detail["notes"])
+        shown = drorch_cli(config, "runs", "show", result["run_id"])
+        assert shown.returncode == 0 and left in shown.stdout
+    finally:
+        assert chaos.start_db(home, "nhn")
+    wait_for(lambda: follows(home, "nhn", "seoul"), timeout=30)  # back, it follows the old primary
+    assert writable_sites(home) == ["tokyo"]
+    status = drorch_cli(config, "replication", "status", "--output", "json")
+    assert status.returncode == 0, status.stderr
+    assert "nhn: replicates from seoul, not from tokyo, the primary since a failover" in " ".join(
+        json.loads(status.stdout)["notes"])
+
+    dry = drorch_cli(config, "replication", "setup", "--dry-run", "--output", "json")
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["primary"] == "tokyo" and plan["after_failover"] and not plan["applied"]
+    assert [(c["site"], c["what"].split(" (was")[0]) for c in plan["changes"]] == [("nhn", "replicate from tokyo")]
+    assert follows(home, "nhn", "seoul")  # the dry run changed nothing
+    done = drorch_cli(config, "replication", "setup", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["applied"]
+    wait_for(lambda: follows(home, "nhn", "tokyo"), timeout=20)
+    assert follows(home, "seoul", "tokyo") and writable_sites(home) == ["tokyo"]  # nothing else moved
+    again = drorch_cli(config, "replication", "setup", "--output", "json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["changes"] == []  # idempotent
+    home.admin("tokyo").execute("INSERT INTO shop.orders (client_ref, site) VALUES ('after-left-behind', 'tokyo')")
+    wait_for(lambda: home.admin("nhn").query(
+        "SELECT COUNT(*) AS n FROM shop.orders WHERE client_ref = 'after-left-behind'")[0]["n"])
 
 
 def test_setup_names_the_grants_it_lacks_and_changes_nothing(home: Lab) -> None:

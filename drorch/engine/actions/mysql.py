@@ -158,15 +158,24 @@ def plan_repoint_others(ctx: ActionContext, p: RepointOthersParams) -> list[str]
         if site == p.source or site in p.exclude:
             continue
         if not ctx.estate.mysql(site).ping():
-            changes.append(f"{site} database: unreachable, left for later")
+            changes.append(f"{site} database: unreachable, left for later ({_left_for_later(site, p.source)})")
             continue
         changes += plan_repoint(ctx, RepointParams(site=site, source=p.source))
     return changes
 
 
+def _left_for_later(site: str, source: str) -> str:
+    return (f"{site} keeps replicating from its old source, not from {source}, when it returns: run "
+            f"`drorch replication setup` when {site} answers again")
+
+
 @action("mysql.repoint_others", RepointOthersParams, plan=plan_repoint_others)
 def repoint_others_action(ctx: ActionContext, p: RepointOthersParams) -> dict[str, Any]:
-    """Make every other reachable site (except ``exclude``) a replica of ``source``; unreachable ones are listed."""
+    """Make every other reachable site (except ``exclude``) a replica of ``source``; unreachable ones are listed.
+
+    An unreachable site is left for later, and the result's ``notes`` (journaled, shown after the run)
+    say how to finish it: ``drorch replication setup`` points it at the current primary once it answers.
+    """
     done, unreachable = [], []
     for site in ctx.estate.config.sites:
         if site == p.source or site in p.exclude:
@@ -176,7 +185,8 @@ def repoint_others_action(ctx: ActionContext, p: RepointOthersParams) -> dict[st
             continue
         repoint_action(ctx, RepointParams(site=site, source=p.source))
         done.append(site)
-    return {"repointed": done, "unreachable": unreachable}
+    notes = [f"{site}'s database did not answer: {_left_for_later(site, p.source)}" for site in unreachable]
+    return {"repointed": done, "unreachable": unreachable, "notes": notes}
 
 
 @action("mysql.unfence", SiteParams, plan=plan_unfence)

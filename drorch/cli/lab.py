@@ -99,12 +99,21 @@ def load(
     dir: Path = DirOption,
     output: Output = OutputOption,
 ) -> None:
-    """Write orders through the service name at a steady rate; report outage and lost writes."""
+    """Write orders through the service name at a steady rate; report outage and lost writes.
+
+    SIGTERM ends the writing early (the report still follows): this is how a drill stops it when
+    it is the configured ``ground_truth.load`` command.
+    """
+    import signal
+    import threading
+
     from drorch.lab import load as load_mod
     from drorch.lab.control import open_lab
 
     lab = open_lab(dir)
-    load_mod.run(lab, load_mod.LoadSpec(rate, duration, out))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    load_mod.run(lab, load_mod.LoadSpec(rate, duration, out), stop)
     truth = load_mod.verify(lab, out)
     doc = {"log": str(out), **truth.to_json()}
     if output == Output.json:
@@ -113,6 +122,26 @@ def load(
     print(f"writes: {truth.attempted} attempted, {truth.acknowledged} acknowledged, {truth.failed} failed; "
           f"longest client-observed outage {truth.longest_outage_seconds:.3f} s; "
           f"lost acknowledged writes: {len(truth.lost_refs)}")
+
+
+@app.command()
+@handle_errors
+def orders(
+    log: Path = typer.Option(..., "--log", help="a write log of `drorch lab load`"),
+    dir: Path = DirOption,
+) -> None:
+    """Print the client_ref of every write in LOG that the writable primary holds, one per line.
+
+    The lab's answer to a drill's ``ground_truth.verify`` command.
+    """
+    from drorch.errors import InvalidInput
+    from drorch.lab import load as load_mod
+    from drorch.lab.control import open_lab
+
+    if not log.is_file():
+        raise InvalidInput(f"--log {log}: no such file (give the --out file of `drorch lab load`)")
+    for ref in sorted(load_mod.held(open_lab(dir), log)):
+        print(ref)
 
 
 class ChaosAction(StrEnum):

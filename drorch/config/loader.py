@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from drorch.config.base import SecretRef
 from drorch.config.clouds import defined_clouds
-from drorch.config.schema import Config, OpenStackProvider, SecretRef
+from drorch.config.schema import Config, OpenStackProvider
 from drorch.config.yamlpos import FieldPath, describe_error, format_location, load_mapping_file
 from drorch.errors import InvalidInput
 
@@ -88,6 +89,8 @@ def _reference_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
                 yield ("data", "mysql", "semi_sync", index), f"unknown site '{name}' (known: {known})"
     yield from _dynamodb_problems(config)
     yield from _backup_problems(config)
+    yield from _chaos_problems(config)
+    yield from _scratch_problems(config)
 
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -128,6 +131,40 @@ def _backup_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
         yield ("backups", "store", "kms_key_id"), "server_side_encryption aws:kms needs kms_key_id"
 
 
+def _chaos_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
+    """An FIS experiment runs in an AWS site's account and region."""
+    fis = config.chaos.fault.fis if config.chaos is not None else None
+    if fis is None:
+        return
+    known = ", ".join(sorted(config.sites))
+    name = fis.site or config.primary_site
+    where: FieldPath = ("chaos", "fault", "fis", "site")
+    if name not in config.sites:
+        yield where, f"unknown site '{name}' (known: {known})"
+    elif config.sites[name].provider.kind != "aws":
+        aws = ", ".join(sorted(n for n, s in config.sites.items() if s.provider.kind == "aws")) or "none"
+        yield where, (f"site '{name}' is not on AWS: FIS runs in an AWS account and region "
+                      f"(set site to one of: {aws})")
+
+
+def _scratch_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
+    """A scratch server is a standby's, and never one of the estate's own databases."""
+    if config.isolated is None:
+        return
+    known = ", ".join(sorted(config.sites))
+    databases = {(site.mysql.host, site.mysql.port): name for name, site in config.sites.items()}
+    for name, scratch in config.isolated.scratch.items():
+        if name not in config.sites:
+            yield ("isolated", "scratch", name), f"unknown site '{name}' (known: {known})"
+        elif name == config.primary_site:
+            yield ("isolated", "scratch", name), f"'{name}' is the home primary: isolated drills rehearse a standby"
+        same = databases.get((scratch.mysql.host, scratch.mysql.port))
+        if same is not None:
+            yield (("isolated", "scratch", name, "mysql"),
+                   f"{scratch.mysql.host}:{scratch.mysql.port} is {same}'s database: the drill overwrites its "
+                   "scratch server, so point it at a throw-away server")
+
+
 def _dynamodb_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
     """Every replicated table names AWS sites that list it, once."""
     names = [table.name for table in config.data.dynamodb.tables]
@@ -153,6 +190,9 @@ def _secret_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
     refs.append((("data", "mysql", "replication_password"), config.data.mysql.replication_password))
     if config.data.mysql.admin_password is not None:
         refs.append((("data", "mysql", "admin_password"), config.data.mysql.admin_password))
+    if config.isolated is not None:
+        refs += [(("isolated", "scratch", name, "mysql", "password"), scratch.mysql.password)
+                 for name, scratch in config.isolated.scratch.items()]
     for path, ref in refs:
         if ref.file is not None:
             file = config.resolve_path(ref.file)

@@ -1,42 +1,19 @@
-"""The schema of ``drorch.yaml``.
-
-Every model forbids unknown keys and is frozen: a typo in a DR config must fail
-loudly at load time, never silently fall back to a default at 3 a.m., and the
-loaded config is an immutable snapshot the rest of drorch can share freely.
-"""
+"""The schema of ``drorch.yaml`` (see ``base`` for why every model is strict and frozen)."""
 
 from __future__ import annotations
 
-from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-PositiveSeconds = Annotated[float, Field(gt=0)]
+from drorch.config.base import Model, MySQLEndpoint, PositiveSeconds, SecretRef, check_cron
+from drorch.config.drill_schema import Chaos, DrillSchedule, GroundTruth, Isolated
 
 
 class Objectives(Model):
     rto_seconds: PositiveSeconds = 120.0
     rpo_seconds: PositiveSeconds = 2.0
-
-
-class SecretRef(Model):
-    """Where a secret lives: an environment variable or a file, never the config itself."""
-
-    env: str | None = None
-    file: Path | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' (variable name) or 'file' (path to a file)")
-        return self
 
 
 class AwsProvider(Model):
@@ -90,18 +67,6 @@ class OpenStackCompute(Model):
 
 
 Compute = Annotated[EksCompute | EcsCompute | OpenStackCompute, Field(discriminator="kind")]
-
-
-class MySQLEndpoint(Model):
-    host: str
-    port: int = Field(default=3306, gt=0, lt=65536)
-    user: str
-    password: SecretRef
-    flavor: Literal["mariadb", "mysql8"] = "mariadb"
-    tls: Literal["required", "preferred", "disabled"] = Field(
-        default="preferred", description="TLS to the server; 'required' verifies the certificate"
-    )
-    connect_timeout_seconds: PositiveSeconds = 2.0
 
 
 class App(Model):
@@ -262,42 +227,6 @@ class State(Model):
     lease: Lease = Lease()
 
 
-class DrillSchedule(Model):
-    """A drill ``drorch serve`` runs on its own (the lease holder only), on a cron schedule in UTC."""
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    to: str = Field(description="the site to fail over to and back from")
-    mode: Literal["switchover"] = "switchover"
-    load: float = Field(default=20.0, ge=1, le=500, description="client writes per second (lab load)")
-    schedule: str = Field(description="cron, five fields, UTC: e.g. '0 3 * * 1' for Mondays 03:00")
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        from datetime import datetime
-
-        from cronsim import CronSim, CronSimError
-
-        try:
-            CronSim(value, datetime.now(UTC))
-        except CronSimError as exc:
-            raise ValueError(f"not a cron expression ({exc}); write five fields, e.g. '0 3 * * 1'") from None
-        return value
-
-
-def check_cron(value: str) -> str:
-    """A five-field cron expression (UTC), or ValueError with an example."""
-    from datetime import datetime
-
-    from cronsim import CronSim, CronSimError
-
-    try:
-        CronSim(value, datetime.now(UTC))
-    except CronSimError as exc:
-        raise ValueError(f"not a cron expression ({exc}); write five fields, e.g. '0 3 * * 1'") from None
-    return value
-
-
 class BackupStore(Model):
     """An S3 bucket (AWS, or any S3-compatible store such as NHN Object Storage through ``endpoint_url``)."""
 
@@ -360,6 +289,12 @@ class Config(Model):
     automation: Automation = Automation()
     metrics: Metrics = Metrics()
     drills: list[DrillSchedule] = Field(default_factory=list, description="drills serve runs on a schedule")
+    ground_truth: GroundTruth | None = Field(default=None, description=(
+        "the estate's own client for drills (the lab's client when absent and the config is the lab's)"))
+    chaos: Chaos | None = Field(default=None, description=(
+        "the fault a chaos drill injects (the lab's `lab chaos` when absent and the config is the lab's)"))
+    isolated: Isolated | None = Field(default=None, description=(
+        "scratch servers for isolated drills (the lab starts its own when absent and the config is the lab's)"))
     backups: Backups | None = Field(default=None, description="base backups, binlog shipping, point-in-time restore")
     playbooks: Path | None = Field(default=None, description=(
         "directory of playbooks for failover/failback/plan; default: playbooks/ next to this file, "

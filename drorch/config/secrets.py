@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-from drorch.config.schema import Config, SecretRef
+from drorch.config.base import SecretRef
+from drorch.config.schema import Config
 from drorch.errors import InvalidInput
 
 

@@ -1,7 +1,8 @@
 """The chaos drill: break the primary for real, let detection and automatic failover act, measure, fail back.
 
-Nothing is planned here: the home primary's database is SIGKILLed and its app
-stopped while the client writes, and a controller (the same ``serve`` loop that
+Nothing is planned here: a fault breaks the home primary while the client writes
+(on the lab its database is SIGKILLed and its app stopped; on an estate, its own
+hook command or AWS FIS experiment, see ``faults``), and a controller (the same ``serve`` loop that
 runs in production, with automatic failover on and the drill's target as the
 only candidate) must notice and fail over on its own. Its failover is journaled
 with trigger ``chaos-drill``, so it does not start the anti-flapping block that
@@ -9,7 +10,7 @@ would hold back a real automatic failover afterwards.
 
 The RTO judged is the client's view from the fault, and drorch's from the fault
 (detection plus the failover), not from the moment drorch noticed. Then the
-killed site is started again (read-only, as every server starts) and failed back:
+broken site is healed (its database starts read-only, as every server does) and failed back:
 reprotect refuses, loudly and resumably, if the kill left transactions only the
 old primary has.
 """
@@ -23,7 +24,9 @@ from typing import Any
 
 from drorch.config.schema import Config
 from drorch.drill.archive import write_reports
-from drorch.drill.harness import DrillResult, Load, finish_failed, judge, lab_of, load_log, measured, move
+from drorch.drill.client import client_for
+from drorch.drill.faults import Fault, fault_for
+from drorch.drill.harness import DrillResult, finish_failed, judge, load_log, measured, move
 from drorch.drill.switchover import SETTLE_SECONDS, away_from_home
 from drorch.engine.executor import Options
 from drorch.engine.failback import failback
@@ -92,9 +95,10 @@ def chaos_drill(estate: Estate, to: str, rate: float, journal: Journal, progress
     """
     config = estate.config
     home = away_from_home(estate, to)
-    lab = lab_of(estate)
+    log = load_log(estate)
+    fault = fault_for(estate, log.parent)
     wait = timeout if timeout is not None else 3 * config.objectives.rto_seconds + 30
-    load = Load(lab, rate, load_log(estate))
+    load = client_for(estate, rate, log)
     controller = _Controller(controller_config(config, to), threading.Event(), threading.Event(), threading.Event())
     run = Run("drill", {"mode": "chaos", "to": to, "home": home, "load_rate": rate}, progress, journal)
     results: dict[str, FailoverResult] = {}
@@ -103,13 +107,13 @@ def chaos_drill(estate: Estate, to: str, rate: float, journal: Journal, progress
     try:
         run.step("start the client load", load.start)
         run.step("start a controller with automatic failover", controller.start)
-        run.step(f"kill {home}'s database and stop its app", lambda: _inject(lab, home, faulted))
+        run.step(f"inject the fault into {home}", lambda: _inject(fault, home, run.run_id, faulted))
         results["there"] = move(run, "wait for detection and the automatic failover",
                                 lambda: _awaited(controller, to, wait))
         run.step(f"keep writing on {to} for {settle:g} s", lambda: {"slept": settle if not load.stop.wait(settle)
                                                                     else 0})
         controller.finish()
-        run.step(f"start {home}'s database and app again", lambda: _heal(lab, home))
+        run.step(f"heal {home}", lambda: fault.heal(home))
         with holding_lease(config) as lease:
             options = Options(approvals=frozenset({"*"}), lease=lease)
             results["back"] = move(run, f"fail back to {home}", lambda: _back(
@@ -144,17 +148,9 @@ def _back(estate: Estate, progress: Progress | None, journal: Journal, home: str
     return done.switchover
 
 
-def _inject(lab: Any, site: str, faulted: dict[str, float]) -> dict[str, Any]:
-    from drorch.lab import chaos
-
+def _inject(fault: Fault, site: str, token: str, faulted: dict[str, float]) -> dict[str, Any]:
     faulted["at"] = time.time()
-    return {"database_killed": chaos.kill_db(lab, site), "app_stopped": chaos.stop_app(lab, site)}
-
-
-def _heal(lab: Any, site: str) -> dict[str, Any]:
-    from drorch.lab import chaos
-
-    return {"database_started": chaos.start_db(lab, site), "app_started": chaos.start_app(lab, site)}
+    return fault.inject(site, token)
 
 
 def _awaited(controller: _Controller, to: str, timeout: float) -> FailoverResult:

@@ -1,4 +1,4 @@
-"""What every drill mode shares: the lab's client as ground truth, moves that must succeed, and the verdict.
+"""What every drill mode shares: moves that must succeed, the figures against ground truth, and the verdict.
 
 drorch's own figures (RTO timed by its steps, RPO proven by GTID or heartbeats) are
 put next to what the client saw: the longest time its writes failed, and the
@@ -8,7 +8,6 @@ objectives, so an estimate that flatters itself shows up as a failed drill.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from typing import Any
 from drorch.config.schema import Config
 from drorch.engine.failover import FailoverResult
 from drorch.engine.run import Run
-from drorch.errors import InvalidInput, OperationFailed
-from drorch.measure.groundtruth import GroundTruth, read_log
+from drorch.errors import OperationFailed
+from drorch.measure.groundtruth import read_log
 from drorch.providers.estate import Estate
 from drorch.state.journal import Journal
 
@@ -46,50 +45,6 @@ class DrillResult:
                 "status": self.status, "measured": self.measured, "objectives": self.objectives,
                 "missed": self.missed, "failover_run": self.failover_run, "failback_run": self.failback_run,
                 "notes": self.notes}
-
-
-def lab_of(estate: Estate) -> Any:
-    """The lab this config belongs to: its client is the drill's ground truth."""
-    from drorch.lab.control import open_lab
-
-    source = estate.config.source_path
-    if source is None or not (source.parent / "lab.json").exists():
-        raise InvalidInput("drill: ground truth needs a client writing through the service name; on the lab it is "
-                           "`lab load` (run the drill with the lab's drorch.yaml); real estates are not supported yet")
-    return open_lab(source.parent)
-
-
-class Load:
-    """The lab's client writing ``rate`` orders per second through the service name, in a thread, into ``log``."""
-
-    def __init__(self, lab: Any, rate: float, log: Path) -> None:
-        from drorch.lab import load
-
-        self.lab, self.log = lab, log
-        self.stop = threading.Event()
-        self._thread = threading.Thread(target=load.run, args=(lab, load.LoadSpec(rate, 3600.0, log), self.stop),
-                                        name="drill-load", daemon=True)
-
-    def start(self) -> dict[str, Any]:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not (self.log.exists() and self.log.stat().st_size > 0):
-            if time.monotonic() > deadline:
-                raise OperationFailed(f"the client load wrote nothing within 10 s (log {self.log})")
-            time.sleep(0.05)
-        return {"log": str(self.log)}
-
-    def finish(self) -> None:
-        self.stop.set()
-        self._thread.join(timeout=30)
-
-    def truth(self) -> dict[str, Any]:
-        """Stop writing, then check every acknowledged write against the final primary."""
-        from drorch.lab import load
-
-        self.finish()
-        found: GroundTruth = load.verify(self.lab, self.log)
-        return found.to_json()
 
 
 def load_log(estate: Estate) -> Path:

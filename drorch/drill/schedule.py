@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 
 from cronsim import CronSim
 
-from drorch.config.schema import Config, DrillSchedule
+from drorch.config.drill_schema import DrillSchedule
+from drorch.config.schema import Config
+from drorch.drill.harness import DrillResult
 from drorch.engine.executor import Options
 from drorch.errors import DrorchError
 from drorch.providers.estate import Estate
@@ -62,8 +64,6 @@ class Scheduler:
 
     def run_due(self, estate: Estate, lease: Keeper | None, now: float) -> list[str]:
         """Run every drill whose time has come; returns the run ids of those that ran."""
-        from drorch.drill.switchover import drill
-
         ran = []
         for state in states(self.config, self.journal, self.since):
             attempted = self._attempted.get(state.drill.name)
@@ -71,10 +71,19 @@ class Scheduler:
                 continue
             self._attempted[state.drill.name] = now
             try:
-                result = drill(estate, state.drill.to, state.drill.load, self.journal,
-                               options=Options(approvals=frozenset({"*"}), lease=lease), schedule=state.drill.name)
+                result = self._run(estate, state.drill, lease)
             except DrorchError as exc:
                 self.last_error = f"drill {state.drill.name}: {exc}"
                 continue
             ran.append(result.run_id)
         return ran
+
+    def _run(self, estate: Estate, drill: DrillSchedule, lease: Keeper | None) -> DrillResult:
+        if drill.mode == "isolated":
+            from drorch.drill.isolated import isolated_drill
+
+            return isolated_drill(estate, drill.to, self.journal, schedule=drill.name)
+        from drorch.drill.switchover import drill as switchover_drill
+
+        return switchover_drill(estate, drill.to, drill.load, self.journal,
+                                options=Options(approvals=frozenset({"*"}), lease=lease), schedule=drill.name)

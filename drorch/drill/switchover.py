@@ -6,7 +6,8 @@ The estate ends as it started, the standby back at its warm size (the failback d
 from __future__ import annotations
 
 from drorch.drill.archive import write_reports
-from drorch.drill.harness import DrillResult, Load, finish_failed, judge, lab_of, load_log, measured, move
+from drorch.drill.client import client_for
+from drorch.drill.harness import DrillResult, finish_failed, judge, load_log, measured, move
 from drorch.engine.executor import Options
 from drorch.engine.failback import failback
 from drorch.engine.failover import PREAPPROVED, FailoverResult, failover
@@ -31,13 +32,13 @@ def away_from_home(estate: Estate, to: str) -> str:
 
 def drill(estate: Estate, to: str, rate: float, journal: Journal, progress: Progress | None = None,
           options: Options = PREAPPROVED, settle: float = SETTLE_SECONDS, schedule: str | None = None) -> DrillResult:
-    """Fail over to ``to`` and back while the lab's client writes ``rate`` orders per second.
+    """Fail over to ``to`` and back while the client (the estate's, or the lab's) writes ``rate`` per second.
 
     ``schedule`` names the configured drill that ``serve`` is running (None: run by hand).
     """
     config = estate.config
     home = away_from_home(estate, to)
-    load = Load(lab_of(estate), rate, load_log(estate))
+    load = client_for(estate, rate, load_log(estate))
     run = Run("drill", {"mode": "switchover", "to": to, "home": home, "load_rate": rate, "schedule": schedule},
               progress, journal)
     results: dict[str, FailoverResult] = {}

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict, cast
 import boto3
 from botocore.config import Config
 
+from drorch.lab.fis import seed_templates
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
@@ -195,6 +197,7 @@ class ReadyInfo(TypedDict):
     eks: EksReady
     ecs: EcsReady
     dynamodb: DynamoReady
+    fis_templates: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,7 @@ class SeededEstate:
     eks: EksReady
     ecs: EcsReady
     dynamodb: DynamoReady
+    fis_templates: dict[str, str]
 
 
 # ---------------------------------------------------------------- seed loading
@@ -350,6 +354,10 @@ class LabClients:
         """S3 client for ``region`` (the backup bucket)."""
         return self._client("s3", region)
 
+    def fis(self, region: str) -> Any:
+        """Fault Injection Service client for ``region`` (the chaos drill's experiment templates)."""
+        return self._client("fis", region)
+
 
 # ---------------------------------------------------------------- seeding
 
@@ -368,6 +376,8 @@ def seed_estate(clients: LabClients, seed: LabSeed) -> SeededEstate:
         eks=seed_eks(clients.eks(seed.primary_region), seed, primary_net.subnet_ids),
         ecs=seed_ecs(clients.ecs(seed.standby_region), seed, standby_net),
         dynamodb=seed_dynamodb(clients, seed),
+        fis_templates=seed_templates(clients.fis, seed.account_id,
+                                     {site.name: site.region for site in seed.sites.values() if site.region}),
     )
 
 

@@ -40,6 +40,7 @@ from typing import Any, Literal, cast
 from moto.ec2.models import ec2_backends
 from moto.server import ThreadedMotoServer
 
+from drorch.lab import fis
 from drorch.lab.aws_seed import (
     NHN_CIDR,
     TUNNEL_OUTSIDE_IPS,
@@ -274,6 +275,7 @@ def build_ready(endpoint: str, control_endpoint: str, seed: LabSeed, estate: See
         "eks": estate.eks,
         "ecs": estate.ecs,
         "dynamodb": estate.dynamodb,
+        "fis_templates": estate.fis_templates,
     }
 
 
@@ -285,6 +287,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=Path, required=True, help="SEED.json describing the estate")
     parser.add_argument("--ready-file", type=Path, required=True, help="where to write READY.json")
     parser.add_argument("--control-port", type=int, default=0, help="control hook port (0 = any free port)")
+    parser.add_argument("--lab-dir", type=Path, default=None,
+                        help="the lab whose processes FIS experiments of its templates act on")
     return parser.parse_args(argv)
 
 
@@ -303,6 +307,8 @@ def _install_stop_handlers() -> threading.Event:
 def serve(args: argparse.Namespace, seed: LabSeed, stop: threading.Event) -> int:
     """Start, seed, announce readiness, wait for a stop signal, shut down."""
     started = time.monotonic()
+    if args.lab_dir is not None:
+        fis.install(args.lab_dir)
     moto = start_moto(args.host, args.port)
     control: ThreadingHTTPServer | None = None
     try:

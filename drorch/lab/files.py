@@ -201,6 +201,7 @@ def write_manifest(layout: LabLayout, state: LabState, accounts: Accounts, tunne
             for name, site in state.sites.items()
         },
         "dns": {"zone_id": state.aws_ready["zone_id"], "record": RECORD},
+        "fis_templates": state.aws_ready["fis_templates"],  # site -> template killing its database and app
     }
     if tunnel is not None:  # only in a --vpn lab: where the VPN is, for outside tools
         manifest["vpn"] = {

@@ -142,7 +142,7 @@ def _start_all(layout: LabLayout, accounts: Accounts, os_password: str, with_vpn
     py = sys.executable
     started["aws"] = processes.start(layout.run, layout.logs, "aws", [
         py, "-m", "drorch.lab.aws_server", "--host", "127.0.0.1", "--port", str(aws_port),
-        "--seed", str(seed_file), "--ready-file", str(ready_file)])
+        "--seed", str(seed_file), "--ready-file", str(ready_file), "--lab-dir", str(layout.root)])
     started["openstack"] = processes.start(layout.run, layout.logs, "openstack", [
         py, "-m", "drorch.lab.openstack_api", "--host", "127.0.0.1", "--port", str(os_port),
         "--user", files.OPENSTACK_USER, "--password-file", str(layout.secret("openstack")),

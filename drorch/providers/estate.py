@@ -10,11 +10,19 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from drorch.config.base import MySQLEndpoint
 from drorch.config.schema import AwsProvider, Config
 from drorch.config.secrets import read_secret
 from drorch.errors import InvalidInput
 from drorch.providers.aws import session
 from drorch.providers.mysql.client import MySQLClient, ServerAddress
+
+
+def mysql_client(config: Config, name: str, endpoint: MySQLEndpoint, password_field: str) -> MySQLClient:
+    """A client for a configured server; ``password_field`` names its secret in errors."""
+    password = read_secret(config, endpoint.password, password_field)
+    return MySQLClient(ServerAddress(name, endpoint.host, endpoint.port, endpoint.user, password, endpoint.flavor,
+                                     endpoint.connect_timeout_seconds, endpoint.tls))
 
 
 class Estate:
@@ -31,12 +39,8 @@ class Estate:
     def mysql(self, site: str) -> MySQLClient:
         """The site's database client (built once: the heartbeat asks for it four times a second)."""
         if site not in self._mysql:
-            endpoint = self.config.site(site).mysql
-            password = read_secret(self.config, endpoint.password, f"sites.{site}.mysql.password")
-            self._mysql[site] = MySQLClient(
-                ServerAddress(site, endpoint.host, endpoint.port, endpoint.user, password, endpoint.flavor,
-                              endpoint.connect_timeout_seconds, endpoint.tls)
-            )
+            self._mysql[site] = mysql_client(self.config, site, self.config.site(site).mysql,
+                                             f"sites.{site}.mysql.password")
         return self._mysql[site]
 
     def replication_password(self) -> str:

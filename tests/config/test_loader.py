@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from drorch.config import Config, find_config_path, load_config
-from drorch.config.schema import SecretRef
+from drorch.config.base import SecretRef
 from drorch.config.secrets import read_secret
 from drorch.errors import InvalidInput
 
@@ -172,17 +172,6 @@ def line_no(text: str, needle: str, after: str | None = None) -> int:
     hits = [i + 1 for i, line in enumerate(lines) if i >= start and needle in line]
     assert hits, f"{needle!r} not found"
     return hits[0]
-
-
-@pytest.fixture()
-def estate(tmp_path: Path) -> Path:
-    """A config folder with the two secret files and the clouds.yaml the valid config references."""
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    (secrets / "drorch.password").write_text(DRORCH_SECRET + "\n")
-    (secrets / "repl.password").write_text(REPL_SECRET + "\n")
-    (tmp_path / "clouds.yaml").write_text("clouds:\n  nhn-lab:\n    auth: {auth_url: http://127.0.0.1:5000/v3}\n")
-    return tmp_path
 
 
 def write(folder: Path, text: str, name: str = "drorch.yaml") -> Path:

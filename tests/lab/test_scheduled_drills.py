@@ -11,12 +11,13 @@ from typing import Any
 import yaml
 
 from drorch.config import load_config
-from drorch.drill.schedule import due, next_after
+from drorch.drill.schedule import Scheduler, due, next_after
 from drorch.lab.control import Lab
+from drorch.providers.estate import Estate
 from drorch.serve.daemon import Round, serve
 from drorch.state.backends import open_journal
 from drorch.state.sqlite import SQLiteJournal
-from tests.helpers import drorch_cli, wait_for, writable_sites
+from tests.helpers import drorch_cli, estate_state, wait_for, writable_sites
 
 
 def with_drills(lab: Lab, name: str, drills: list[dict[str, Any]]) -> Path:
@@ -80,3 +81,19 @@ def test_the_leading_serve_runs_a_due_drill_once(home: Lab) -> None:
     scheduled_runs = [r for r in journal.runs(50) if r.operation == "drill" and r.run_id != "overdue0001"
                       and r.summary.get("schedule") == "daily"]  # other tests' drills share this lab's journal
     assert len(scheduled_runs) == 1  # once per due time, not once per round
+
+
+def test_a_scheduled_isolated_drill_runs_in_its_mode(home: Lab) -> None:
+    just_passed = time.gmtime(time.time() - 60)
+    config = load_config(with_drills(home, "scheduled-isolated", [
+        {"name": "nightly-bubble", "to": "tokyo", "mode": "isolated",
+         "schedule": f"{just_passed.tm_min} {just_passed.tm_hour} * * *"}]))
+    journal = open_journal(config)
+    before = estate_state(home)
+    scheduler = Scheduler(config, journal, since=time.time() - 120)  # never run: due since its last time
+    [run_id] = scheduler.run_due(Estate(config), None, time.time())
+    record = journal.run(run_id)
+    assert record is not None and record.status == "succeeded", (record, scheduler.last_error)
+    assert record.summary["mode"] == "isolated" and record.summary["schedule"] == "nightly-bubble"
+    assert estate_state(home) == before  # isolated: nothing moved, even on a schedule
+    assert scheduler.run_due(Estate(config), None, time.time()) == []  # once per due time

@@ -17,7 +17,7 @@ from typing import Any, Self
 
 from pydantic import Field, model_validator
 
-from drorch.config.schema import SecretRef
+from drorch.config.base import SecretRef
 from drorch.config.secrets import read_secret
 from drorch.engine.catalogue import ActionContext, Params, action
 from drorch.errors import InvalidInput, OperationFailed

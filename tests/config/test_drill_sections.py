@@ -11,9 +11,11 @@ import yaml
 from drorch.config import load_config
 from tests.config.test_loader import VALID_YAML, load_error, write
 
-GROUND_TRUTH = {"load": ["my-load", "--rate", "{rate}", "--log", "{log}"], "verify": ["my-verify", "{log}"]}
-SCRATCH = {"mysql": {"host": "10.9.9.9", "user": "scratch", "password": {"file": "secrets/drorch.password"}},
-           "app_url": "http://10.9.9.9:8080"}
+GROUND_TRUTH: dict[str, Any] = {"load": ["my-load", "--rate", "{rate}", "--log", "{log}"],
+                                "verify": ["my-verify", "{log}"]}
+SCRATCH: dict[str, Any] = {
+    "mysql": {"host": "10.9.9.9", "user": "scratch", "password": {"file": "secrets/drorch.password"}},
+    "app_url": "http://10.9.9.9:8080"}
 
 
 def with_sections(folder: Path, **sections: Any) -> Path:

@@ -105,6 +105,21 @@ def backups(config: Config) -> list[Grant]:
     return found
 
 
+def chaos(config: Config, account: str) -> list[Grant]:
+    """A chaos drill's FIS experiment: read its template, start it (tagged), follow and stop what it started."""
+    fis = config.chaos.fault.fis if config.chaos is not None else None
+    if fis is None:
+        return []
+    provider = config.site(fis.site or config.primary_site).provider
+    if not isinstance(provider, AwsProvider):
+        return []  # the loader refuses this config
+    template = _arn("fis", provider.region, account, f"experiment-template/{fis.experiment_template_id}")
+    experiments = _arn("fis", provider.region, account, "experiment/*")
+    return [(("fis:GetExperimentTemplate",), template), (("fis:StartExperiment",), template),
+            (("fis:StartExperiment",), experiments),
+            (("fis:GetExperiment", "fis:StopExperiment", "fis:TagResource"), experiments)]
+
+
 def _health_checks(config: Config, sites: Iterable[str], change: bool) -> list[Grant]:
     actions = ("route53:GetHealthCheck",) + (("route53:UpdateHealthCheck",) if change else ())
     return [(actions, f"arn:aws:route53:::healthcheck/{entry.health_check_id}")
@@ -144,7 +159,7 @@ def for_action(config: Config, action: str, site: str | None, account: str) -> l
 
 def policy(config: Config, playbooks: Iterable[Playbook], account: str = "*") -> dict[str, Any]:
     """The IAM policy document: one statement per set of actions, each with exactly the resources it needs."""
-    grants = monitoring(config, account)
+    grants = monitoring(config, account) + chaos(config, account)
     for book in playbooks:
         for _path, step in book.all_steps():
             literal = step.with_.get("site")

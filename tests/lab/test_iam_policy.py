@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from drorch.lab.control import Lab
+from tests.helpers import estate_config
 
 
 def policy(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
@@ -60,3 +61,19 @@ def test_a_playbook_without_aws_actions_needs_only_the_probes(lab: Lab, tmp_path
     assert "ecs:DescribeServices" in allowed  # status and serve still read capacity
     bad = policy(lab, "--account-id", "12345")
     assert bad.returncode == 2 and "12 digits" in bad.stderr
+
+
+def test_a_chaos_drill_through_fis_gets_exactly_its_template_and_experiments(lab: Lab, tmp_path: Path) -> None:
+    template = json.loads(lab.layout.manifest.read_text())["fis_templates"]["seoul"]
+    config = estate_config(lab, tmp_path / "estate", chaos={"fault": {"fis": {"experiment_template_id": template}}})
+    done = subprocess.run([sys.executable, "-m", "drorch.cli", "iam-policy", "--account-id", "123456789012"],
+                          capture_output=True, text=True, env={**os.environ, "DRORCH_CONFIG": str(config)},
+                          timeout=60, check=False, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    allowed = grants(json.loads(done.stdout))
+    arn = "arn:aws:fis:ap-northeast-2:123456789012:"
+    assert allowed["fis:StartExperiment"] == {f"{arn}experiment-template/{template}", f"{arn}experiment/*"}
+    assert allowed["fis:GetExperimentTemplate"] == {f"{arn}experiment-template/{template}"}
+    assert allowed["fis:StopExperiment"] == allowed["fis:TagResource"] == {f"{arn}experiment/*"}
+    without = grants(json.loads(policy(lab).stdout))  # the lab's own config names no experiment
+    assert not [action for action in without if action.startswith("fis:")]

@@ -402,35 +402,3 @@ def proxied_database(lab: Lab, site: str) -> Iterator[tuple[Any, Path]]:
                        semi_sync=semi_sync_partner(lab.estate, site) == other)
         proxy.stop()
 
-
-PATH_KEYS = frozenset({"file", "clouds_file", "credentials_file", "path"})
-
-
-def estate_config(lab: Lab, directory: Path, **sections: Any) -> Path:
-    """The lab's config as a real estate's: outside the lab (no lab.json beside it), its paths made absolute.
-
-    ``sections`` are added at the top level (``ground_truth``, ``chaos``, ``isolated`` ...). The state
-    file stays the lab's, so the journal and the lease are the ones every other test uses.
-    """
-    import yaml
-
-    def absolute(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {key: (str(lab.layout.root / value) if key in PATH_KEYS and isinstance(value, str)
-                          and not value.startswith("/") else absolute(value)) for key, value in node.items()}
-        if isinstance(node, list):
-            return [absolute(item) for item in node]
-        return node
-
-    document = absolute(yaml.safe_load(lab.layout.config.read_text()))
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "drorch.yaml"
-    path.write_text(yaml.safe_dump({**document, **sections}, sort_keys=False))
-    return path
-
-
-def lab_command(lab: Lab, *args: str) -> list[str]:
-    """``drorch lab ARGS --dir LAB`` as an estate's configured command would name it."""
-    import sys
-
-    return [sys.executable, "-m", "drorch.cli", "lab", *args, "--dir", str(lab.layout.root)]

@@ -21,19 +21,15 @@ from drorch.engine.actions import dns
 from drorch.errors import RefusedForSafety
 from drorch.lab import processes, scratch
 from drorch.lab.control import Lab
+from drorch.lab.estate_copy import estate_config, lab_command, lab_ground_truth
 from drorch.providers.estate import Estate
 from drorch.state.backends import open_journal
-from tests.helpers import drorch_cli, estate_config, estate_state, lab_command, writable_sites
+from tests.helpers import drorch_cli, estate_state, writable_sites
 
 SMOKE = '''import sys, requests
 written = requests.post(sys.argv[1] + "/orders", json={"client_ref": "smoke-" + sys.argv[2]}, timeout=5)
 sys.exit(0 if written.status_code == 201 else 1)
 '''
-
-
-def ground_truth(lab: Lab) -> dict[str, Any]:
-    return {"load": lab_command(lab, "load", "--rate", "{rate}", "--duration", "3600", "--out", "{log}"),
-            "verify": lab_command(lab, "orders", "--log", "{log}")}
 
 
 def step_output(config: Path, run_id: str, name: str) -> dict[str, Any]:
@@ -44,7 +40,7 @@ def step_output(config: Path, run_id: str, name: str) -> dict[str, Any]:
 
 
 def test_a_switchover_drill_uses_the_estates_own_client(home: Lab, tmp_path: Path) -> None:
-    config = estate_config(home, tmp_path / "estate", ground_truth=ground_truth(home))
+    config = estate_config(home, tmp_path / "estate", ground_truth=lab_ground_truth(home))
     done = drorch_cli(config, "drill", "--to", "tokyo", "--load", "20", "--yes", "--output", "json")
     assert done.returncode in (0, 1), done.stderr  # 1: an objective missed, said in the result
     result = json.loads(done.stdout)
@@ -61,7 +57,7 @@ def test_a_switchover_drill_uses_the_estates_own_client(home: Lab, tmp_path: Pat
 
 def test_a_chaos_drill_injects_the_fault_through_an_fis_experiment(home: Lab, tmp_path: Path) -> None:
     template = json.loads(home.layout.manifest.read_text())["fis_templates"]["seoul"]
-    config = estate_config(home, tmp_path / "estate", ground_truth=ground_truth(home), chaos={
+    config = estate_config(home, tmp_path / "estate", ground_truth=lab_ground_truth(home), chaos={
         "fault": {"fis": {"experiment_template_id": template}}, "heal": lab_command(home, "chaos", "heal")})
     done = drorch_cli(config, "drill", "--to", "tokyo", "--mode", "chaos", "--load", "20", "--yes",
                       "--output", "json")
@@ -80,7 +76,7 @@ def test_a_chaos_drill_injects_the_fault_through_an_fis_experiment(home: Lab, tm
 
 
 def test_a_fault_hook_that_fails_stops_the_drill_with_nothing_moved(home: Lab, tmp_path: Path) -> None:
-    config = estate_config(home, tmp_path / "estate", ground_truth=ground_truth(home),
+    config = estate_config(home, tmp_path / "estate", ground_truth=lab_ground_truth(home),
                            chaos={"fault": {"command": ["false", "{site}"]}})
     before = estate_state(home)
     done = drorch_cli(config, "drill", "--to", "tokyo", "--mode", "chaos", "--load", "10", "--yes")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from drorch.lab.control import Lab
-from tests.helpers import estate_config
+from drorch.lab.estate_copy import estate_config
 
 
 def policy(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:

@@ -38,7 +38,11 @@ def _template(lab: Lab) -> str:
 
 
 def start(lab: Lab, site: str) -> Scratch:
-    """A scratch MariaDB (empty schemas, the lab's accounts) and an app on it, both at ``site``'s address."""
+    """A scratch MariaDB (empty schemas, the lab's accounts) and an app on it, both at ``site``'s address.
+
+    One left by a drill that was killed is stopped first: there is one scratch place per site.
+    """
+    stop(lab, site)
     name = f"scratch-{site}"
     host = lab.state.sites[site].ip
     db_port = free_port(host)

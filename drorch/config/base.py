@@ -36,7 +36,7 @@ class SecretRef(Model):
 
 
 class MySQLEndpoint(Model):
-    host: str
+    host: str = Field(min_length=1)
     port: int = Field(default=3306, gt=0, lt=65536)
     user: str
     password: SecretRef
@@ -45,6 +45,17 @@ class MySQLEndpoint(Model):
         default="preferred", description="TLS to the server; 'required' verifies the certificate"
     )
     connect_timeout_seconds: PositiveSeconds = 2.0
+
+
+def check_http_url(value: str) -> str:
+    """An http(s) URL with a host, or ValueError showing how to write it."""
+    from urllib.parse import urlsplit
+
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"'{value}' is not an http(s) URL; write it with its scheme and host, e.g. "
+                         f"http://{value.split('://')[-1] or 'HOST:PORT'}")
+    return value
 
 
 def check_cron(value: str) -> str:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from drorch.config import checks
 from drorch.config.base import SecretRef
 from drorch.config.clouds import defined_clouds
 from drorch.config.schema import Config, OpenStackProvider
@@ -91,6 +92,7 @@ def _reference_problems(config: Config) -> Iterator[tuple[FieldPath, str]]:
     yield from _backup_problems(config)
     yield from _chaos_problems(config)
     yield from _scratch_problems(config)
+    yield from checks.problems(config)
 
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from drorch.config.base import Model, MySQLEndpoint, PositiveSeconds, SecretRef, check_cron
+from drorch.config.base import Model, MySQLEndpoint, PositiveSeconds, SecretRef, check_cron, check_http_url
 from drorch.config.drill_schema import Chaos, DrillSchedule, GroundTruth, Isolated
 
 
@@ -73,6 +73,11 @@ class App(Model):
     url: str = Field(description="base URL of the site's application endpoint")
     health_path: str = "/healthz"
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return check_http_url(value)
+
 
 class DynamoDBSite(Model):
     tables: list[str] = Field(default_factory=list, description="tables this site serves")
@@ -108,7 +113,7 @@ class DnsSiteRecord(Model):
 class Dns(Model):
     provider: AwsProvider
     zone_id: str
-    record: str
+    record: str = Field(min_length=1, description="the service name, e.g. app.example.com.")
     type: Literal["A", "AAAA", "CNAME"] = "A"
     ttl: int = Field(default=60, gt=0)
     sites: dict[str, DnsSiteRecord]
@@ -194,6 +199,13 @@ class Automation(Model):
 class Metrics(Model):
     listen: str = Field(default="127.0.0.1:9464", pattern=r"^[^:\s]+:\d{1,5}$", description="host:port")
 
+    @field_validator("listen")
+    @classmethod
+    def _port(cls, value: str) -> str:
+        if int(value.rsplit(":", 1)[1]) > 65535:
+            raise ValueError(f"port {value.rsplit(':', 1)[1]} is above 65535; choose a free port, e.g. 9464")
+        return value
+
 
 class LeaseTable(Model):
     """Where the DynamoDB lease lives: every controller must name the same region."""
@@ -214,8 +226,17 @@ class Lease(Model):
         "etcd key, or DynamoDB item name, of the lease (default: /drorch/SERVICE/leader)"))
     dynamodb: LeaseTable | None = Field(default=None, description="the lease table, for backend: dynamodb")
 
+    @field_validator("etcd_endpoints")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for endpoint in value:
+            check_http_url(endpoint)
+        return value
+
     @model_validator(mode="after")
     def _table_for_dynamodb(self) -> Lease:
+        if self.backend == "etcd" and not self.etcd_endpoints:
+            raise ValueError("backend 'etcd' needs etcd_endpoints: [http://HOST:2379, ...]")
         if self.backend == "dynamodb" and self.dynamodb is None:
             raise ValueError("backend 'dynamodb' needs 'dynamodb: {provider: {kind: aws, region: ...}, table: ...}'")
         return self

@@ -83,6 +83,8 @@ _HINTS = {
     "less_than": "lower the value",
     "dict_type": "write a mapping of keys; secrets are {file: PATH} or {env: VARIABLE}, never the value itself",
     "list_type": "write a list",
+    "string_too_short": "it is empty: give it a value",
+    "string_pattern_mismatch": "write it in the form shown",
 }
 
 

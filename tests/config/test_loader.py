@@ -229,6 +229,7 @@ def test_defaults_apply_when_optional_sections_are_left_out(estate: Path) -> Non
 def test_primary_site_follows_the_role_not_the_order(estate: Path) -> None:
     text = edit(VALID_YAML, "  seoul:\n    role: primary", "  seoul:\n    role: standby")
     text = edit(text, "  tokyo:\n    role: standby", "  tokyo:\n    role: primary")
+    text = edit(text, "      tokyo: seoul\n", "      seoul: tokyo\n")  # the primary replicates from nobody
     assert load_config(write(estate, text)).primary_site == "tokyo"
 
 

@@ -2,9 +2,7 @@
 
 Every case must exit 2 with a message that names what is wrong (the file and field for files, and
 how to fix it where a case names that too), and the lab's state — database roles and data, DNS
-records, capacity — must be exactly what it was before the corpus ran. ``MISSING_VALIDATIONS``
-lists configs that load although they are wrong: each is an expected failure until the loader
-refuses it, then it moves into ``CONFIG_CASES``.
+records, capacity — must be exactly what it was before the corpus ran.
 """
 
 from __future__ import annotations
@@ -17,11 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from drorch.config import load_config
-from drorch.errors import InvalidInput
 from drorch.lab.control import Lab
 from tests.helpers import estate_state
 
@@ -85,42 +80,44 @@ CONFIG_CASES: list[tuple[str, tuple[str, str], str | tuple[str, ...]]] = [
     ("no daily backup kept", ("    daily: 7\n", "    daily: 0\n"), ("backups.retention.daily", "raise the value")),
 ]
 
-# Configs that load although they are wrong: drorch/config/ does not check them yet. (case, edit of the lab's
-# config as a document, what goes wrong later)
+# Mistakes a type cannot express, caught by the cross-section checks: (case, edit of the lab's config as a
+# document, what the message must name: the field and the fix)
 Edit = Callable[[dict[str, Any]], object]
-MISSING_VALIDATIONS: list[tuple[str, Edit, str]] = [
+DOCUMENT_CASES: list[tuple[str, Edit, tuple[str, ...]]] = [
     ("a replica replicating from itself", lambda d: d["data"]["mysql"]["replicates_from"].update(nhn="nhn"),
-     "setup points nhn at itself"),
+     ("data.mysql.replicates_from.nhn", "replicates from itself; name the site it copies")),
     ("the configured primary replicating from a standby",
      lambda d: d["data"]["mysql"]["replicates_from"].update(seoul="tokyo"),
-     "setup makes seoul the primary and a replica of tokyo at once"),
+     ("data.mysql.replicates_from.seoul", "the primary replicates from nobody; remove this entry")),
     ("a replication cycle", lambda d: d["data"]["mysql"]["replicates_from"].update(tokyo="nhn", nhn="tokyo"),
-     "neither standby receives the primary's writes"),
+     ("data.mysql.replicates_from.tokyo", "replication cycle tokyo -> nhn -> tokyo", "replicate from seoul")),
     ("a semi-sync pair of one site", lambda d: d["data"]["mysql"].update(semi_sync=[["seoul", "seoul"]]),
-     "no partner ever acknowledges"),
+     ("data.mysql.semi_sync.0", "pair two different sites")),
     ("a site in two semi-sync pairs",
      lambda d: d["data"]["mysql"].update(semi_sync=[["seoul", "tokyo"], ["seoul", "nhn"]]),
-     "semi_sync_partner silently takes the first pair"),
+     ("data.mysql.semi_sync.1", "one semi-sync partner; remove one of the pairs")),
     ("a site without a DNS record", lambda d: d["dns"]["sites"].pop("nhn"),
-     "a failover to nhn fails at its DNS step, after the promotion (KeyError in route53.failover)"),
+     ("dns.sites", "site 'nhn' has no record", "add dns.sites.nhn")),
     ("two sites with one DNS set identifier", lambda d: d["dns"]["sites"]["nhn"].update(set_identifier="tokyo"),
-     "the two sites' records are one Route 53 record"),
+     ("dns.sites.nhn.set_identifier", "needs its own set identifier")),
     ("a DNS A record whose value is no address", lambda d: d["dns"]["sites"]["nhn"].update(value="nhn.example"),
-     "Route 53 rejects it at the DNS step of a failover"),
-    ("an empty DNS record name", lambda d: d["dns"].update(record=""), "status shows 'DNS serves ?'"),
+     ("dns.sites.nhn.value", "not an IPv4 address")),
+    ("an empty DNS record name", lambda d: d["dns"].update(record=""), ("dns.record", "give it a value")),
     ("an app URL without a scheme", lambda d: d["sites"]["nhn"]["app"].update(url="127.0.0.1:8080"),
-     "every health probe of nhn fails"),
-    ("an empty MySQL host", lambda d: d["sites"]["nhn"]["mysql"].update(host=""), "found only when connecting"),
+     ("sites.nhn.app.url", "e.g. http://127.0.0.1:8080")),
+    ("an empty MySQL host", lambda d: d["sites"]["nhn"]["mysql"].update(host=""),
+     ("sites.nhn.mysql.host", "give it a value")),
     ("an empty etcd endpoint list", lambda d: d["state"].update(lease={"backend": "etcd", "etcd_endpoints": []}),
-     "no controller can ever take the lease"),
+     ("state.lease", "needs etcd_endpoints: [http://HOST:2379")),
     ("an etcd endpoint that is no URL",
      lambda d: d["state"].update(lease={"backend": "etcd", "etcd_endpoints": ["localhost-2379"]}),
-     "found only when a lease is taken"),
+     ("state.lease.etcd_endpoints", "not an http(s) URL")),
     ("a DynamoDB block at a site not on AWS", lambda d: d["sites"]["nhn"].update(dynamodb={"tables": ["orders"]}),
-     "its tables are probed in no region"),
-    ("a VPN connection without its AWS site", lambda d: d["sites"]["nhn"]["vpn"].pop("aws_site"),
-     "the VPN probe silently skips the connection"),
-    ("a metrics port above 65535", lambda d: d["metrics"].update(listen="127.0.0.1:99999"), "serve cannot bind"),
+     ("sites.nhn.dynamodb", "remove this block")),
+    ("a VPN connection without its AWS site", lambda d: d["sites"]["nhn"]["vpn"].update(
+        aws_site=None, aws_connection_id="vpn-0123"), ("sites.nhn.vpn.aws_site", "aws_connection_id needs aws_site")),
+    ("a metrics port above 65535", lambda d: d["metrics"].update(listen="127.0.0.1:99999"),
+     ("metrics.listen", "above 65535")),
 ]
 
 PLAYBOOK_CASES: list[tuple[str, tuple[str | None, str], str]] = [
@@ -191,6 +188,15 @@ def test_every_bad_input_exits_2_names_the_problem_and_changes_nothing(home: Lab
             expect(f"config: {case}", run(home, ["status", "--fresh"], broken), named, broken)
         finally:
             broken.unlink()
+    for index, (case, document_edit, named) in enumerate(DOCUMENT_CASES):
+        document = yaml.safe_load(config_text)
+        document_edit(document)
+        broken = home.layout.root / f"corpus-document-{index}.yaml"
+        broken.write_text(yaml.safe_dump(document, sort_keys=False))
+        try:
+            expect(f"config: {case}", run(home, ["status", "--fresh"], broken), named, broken)
+        finally:
+            broken.unlink()
     for index, (case, (source, replacement), named) in enumerate(PLAYBOOK_CASES):
         book = home.layout.root / f"corpus-{index}-playbook.yaml"
         if source is None:  # a whole file of its own
@@ -205,27 +211,7 @@ def test_every_bad_input_exits_2_names_the_problem_and_changes_nothing(home: Lab
             book.unlink()
     for case, args, named in CLI_CASES:
         expect(f"cli: {case}", run(home, args), named)
-    total = len(CONFIG_CASES) + len(PLAYBOOK_CASES) + len(CLI_CASES)
-    assert total >= 57
+    total = len(CONFIG_CASES) + len(DOCUMENT_CASES) + len(PLAYBOOK_CASES) + len(CLI_CASES)
+    assert total >= 73
     assert not failures, f"{len(failures)} of {total} bad inputs were not handled:\n" + "\n".join(failures)
     assert estate_state(home) == before  # byte-for-byte: roles, data checksums, DNS, capacity
-
-
-
-@pytest.mark.parametrize(("index", "edit"), [
-    pytest.param(index, edit, id=case, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        f"drorch/config/ does not refuse it yet: {harm}; once it does, move the case into CONFIG_CASES")))
-    for index, (case, edit, harm) in enumerate(MISSING_VALIDATIONS)])
-def test_config_the_loader_does_not_refuse_yet(lab: Lab, index: int, edit: Edit) -> None:
-    """The loader should refuse each of these (exit 2 naming the field); it loads them today."""
-    document = yaml.safe_load(lab.layout.config.read_text())
-    edit(document)
-    broken = lab.layout.root / f"corpus-missing-{index}.yaml"  # beside the real one: relative paths still resolve
-    broken.write_text(yaml.safe_dump(document, sort_keys=False))
-    try:
-        load_config(broken)
-    except InvalidInput:
-        return  # refused: the xfail turns into a strict failure that says to move the case
-    finally:
-        broken.unlink()
-    raise AssertionError("the config loaded")

@@ -114,6 +114,7 @@ def chaos_drill(estate: Estate, to: str, rate: float, journal: Journal, progress
                                                                     else 0})
         controller.finish()
         run.step(f"heal {home}", lambda: fault.heal(home))
+        faulted["healed"] = time.time()
         with holding_lease(config) as lease:
             options = Options(approvals=frozenset({"*"}), lease=lease)
             results["back"] = move(run, f"fail back to {home}", lambda: _back(
@@ -121,8 +122,11 @@ def chaos_drill(estate: Estate, to: str, rate: float, journal: Journal, progress
     except DrorchError as exc:
         controller.finish()
         load.finish()
-        finish_failed(run, config, journal, {"mode": "chaos", "to": to, "home": home}, exc, results)
-        raise
+        left = _left_behind(exc, home, to, faulted, results)
+        finish_failed(run, config, journal, {"mode": "chaos", "to": to, "home": home}, left, results)
+        if left is exc:
+            raise
+        raise left from exc
     finally:
         controller.finish()
         load.finish()
@@ -151,6 +155,23 @@ def _back(estate: Estate, progress: Progress | None, journal: Journal, home: str
 def _inject(fault: Fault, site: str, token: str, faulted: dict[str, float]) -> dict[str, Any]:
     faulted["at"] = time.time()
     return fault.inject(site, token)
+
+
+def _left_behind(exc: DrorchError, home: str, to: str, faulted: dict[str, float],
+                 results: dict[str, FailoverResult]) -> DrorchError:
+    """After the fault, the error also says what the drill leaves broken and how to finish by hand.
+
+    It is an OperationFailed then, whatever stopped the drill: the estate was changed (exit 3 would
+    say it was not).
+    """
+    if "at" not in faulted or "back" in results:
+        return exc
+    broken = "" if "healed" in faulted else f"{home} is still broken by the drill's fault; heal it, then "
+    if "there" in results:
+        finish = f"{broken}run `drorch failback --to {home}` (the service runs on {to})"
+    else:
+        finish = f"{broken}check `drorch status`: no failover happened, so `drorch failover --to {to}` may be needed"
+    return OperationFailed(f"{exc}; left: {finish}")
 
 
 def _awaited(controller: _Controller, to: str, timeout: float) -> FailoverResult:

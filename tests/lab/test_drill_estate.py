@@ -161,3 +161,17 @@ def test_a_drill_missing_what_the_estate_must_supply_exits_2_before_anything_cha
     assert done.returncode == 2 and f"{config}: {field}" in done.stderr, done.stderr
     assert len(open_journal(lab.config).runs(500)) == runs  # not even a run was started
     assert writable_sites(lab) == ["seoul"]
+
+
+def test_a_chaos_drill_whose_fault_breaks_nothing_fails_saying_what_is_left(home: Lab, tmp_path: Path) -> None:
+    from drorch.drill.chaos import chaos_drill
+    from drorch.errors import OperationFailed
+
+    config = load_config(estate_config(home, tmp_path / "estate", ground_truth=lab_ground_truth(home),
+                                       chaos={"fault": {"command": ["true", "{site}"]}}))
+    with pytest.raises(OperationFailed) as failed:
+        chaos_drill(Estate(config), "tokyo", 10, open_journal(config), timeout=5)
+    assert "no automatic failover within 5 s" in str(failed.value)
+    assert "left: seoul is still broken by the drill's fault" in str(failed.value)
+    assert "`drorch failover --to tokyo` may be needed" in str(failed.value)
+    assert writable_sites(home) == ["seoul"]  # `true` broke nothing: nothing moved

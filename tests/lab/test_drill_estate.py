@@ -32,6 +32,12 @@ sys.exit(0 if written.status_code == 201 else 1)
 '''
 
 
+def private_state(tmp_path: Path) -> dict[str, Any]:
+    """A journal of the test's own: a drill that fails on purpose must not reach the lab's drill metrics
+    (they alert on a failed drill, and other tests on this lab check that nothing alerts)."""
+    return {"backend": "sqlite", "path": str(tmp_path / "state" / "drorch.db")}
+
+
 def step_output(config: Path, run_id: str, name: str) -> dict[str, Any]:
     record = open_journal(load_config(config)).run(run_id)
     assert record is not None
@@ -77,7 +83,7 @@ def test_a_chaos_drill_injects_the_fault_through_an_fis_experiment(home: Lab, tm
 
 def test_a_fault_hook_that_fails_stops_the_drill_with_nothing_moved(home: Lab, tmp_path: Path) -> None:
     config = estate_config(home, tmp_path / "estate", ground_truth=lab_ground_truth(home),
-                           chaos={"fault": {"command": ["false", "{site}"]}})
+                           chaos={"fault": {"command": ["false", "{site}"]}}, state=private_state(tmp_path))
     before = estate_state(home)
     done = drorch_cli(config, "drill", "--to", "tokyo", "--mode", "chaos", "--load", "10", "--yes")
     assert done.returncode == 1 and "chaos.fault.command (false) exited 1" in done.stderr, done.stderr
@@ -168,7 +174,7 @@ def test_a_chaos_drill_whose_fault_breaks_nothing_fails_saying_what_is_left(home
     from drorch.errors import OperationFailed
 
     config = load_config(estate_config(home, tmp_path / "estate", ground_truth=lab_ground_truth(home),
-                                       chaos={"fault": {"command": ["true", "{site}"]}}))
+                                       chaos={"fault": {"command": ["true", "{site}"]}}, state=private_state(tmp_path)))
     with pytest.raises(OperationFailed) as failed:
         chaos_drill(Estate(config), "tokyo", 10, open_journal(config), timeout=5)
     assert "no automatic failover within 5 s" in str(failed.value)

@@ -3,7 +3,6 @@ one holder, growing tokens, expiry, races."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import threading
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from drorch.errors import InvalidInput, LeaseHeld, OperationFailed
 from drorch.lab.control import Lab
@@ -22,36 +20,8 @@ from drorch.state.lease import Keeper, LeaseLost, LeaseStore
 from drorch.state.lease_dynamodb import DynamoDBLease
 from drorch.state.lease_etcd import EtcdLease
 from drorch.state.lease_sqlite import SQLiteLease
-from tests.helpers import stop_process, wait_for
 
 StoreFactory = Callable[[], LeaseStore]
-
-
-@pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real etcd (Debian etcd-server) on loopback, stopped by its PID afterwards."""
-    binary = shutil.which("etcd")
-    assert binary is not None, "etcd is missing: run scripts/setup.sh (Debian package etcd-server)"
-    data = tmp_path_factory.mktemp("etcd")
-    client, peer = free_port(), free_port()
-    url = f"http://127.0.0.1:{client}"
-    with (data / "etcd.log").open("wb") as log:
-        process = subprocess.Popen([binary, "--data-dir", str(data / "member"), "--listen-client-urls", url,
-                                    "--advertise-client-urls", url, "--listen-peer-urls",
-                                    f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls",
-                                    f"http://127.0.0.1:{peer}", "--initial-cluster", f"default=http://127.0.0.1:{peer}"],
-                                   stdout=log, stderr=log)
-    try:
-        def healthy() -> bool:
-            try:
-                return bool(requests.get(f"{url}/health", timeout=1).json().get("health") == "true")
-            except requests.RequestException:
-                return False
-
-        wait_for(healthy, timeout=20)
-        yield url
-    finally:
-        stop_process(process)
 
 
 @pytest.fixture(params=["sqlite", "etcd", "dynamodb"])

@@ -15,9 +15,10 @@ def drill_command(
     to: str = typer.Option(..., "--to", help="the site to fail over to and back from (restore: the site whose "
                            "address the scratch server takes)"),
     mode: str = typer.Option("switchover", "--mode", help=(
-        "switchover (planned there and back, under load), chaos (kill the primary, automatic failover, "
-        "fail back), isolated (promote a scratch copy of SITE's replica; nothing moves) or restore (a drill "
-        "table dropped on the primary, restored from the backups into a scratch server at SITE)")),
+        "switchover (planned there and back, under load), chaos (break the primary: on the lab a SIGKILL, "
+        "elsewhere the config's chaos.fault; automatic failover, fail back), isolated (promote a scratch copy of "
+        "SITE's replica; nothing moves) or restore (a drill table dropped on the primary, restored from the "
+        "backups into a scratch server at SITE)")),
     load: float = typer.Option(20.0, "--load", min=1.0, max=500.0, help="client writes per second during the drill"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
     rebuild: bool = typer.Option(False, "--rebuild", help=(
@@ -59,8 +60,9 @@ def drill_command(
     elif mode == "chaos":
         from drorch.drill.chaos import chaos_drill
 
-        confirm(yes, f"Chaos drill: KILL {cfg.primary_site}'s database, let drorch fail {cfg.service} over to {to} "
-                     f"on its own, then fail back?")
+        fault = "the configured fault (chaos.fault)" if cfg.chaos is not None else "a SIGKILL of its database"
+        confirm(yes, f"Chaos drill: BREAK {cfg.primary_site} with {fault}, let drorch fail {cfg.service} over to "
+                     f"{to} on its own, then fail back?")
         result = chaos_drill(Estate(cfg), to, load, open_journal(cfg), progress, rebuild=rebuild)  # takes the lease
     else:
         confirm(yes, f"Drill: fail {cfg.service} over to {to} and back to {cfg.primary_site}?")

@@ -98,8 +98,8 @@ def follow(db: MySQLClient, source_host: str, source_port: int, user: str, passw
     )
 
 
-def writable_besides(estate: Estate, site: str) -> list[str]:
-    """Other sites whose database answers right now and accepts writes (read_only off), in config order.
+def writable_besides(estate: Estate, site: str | None) -> list[str]:
+    """Other sites (every site, for None) whose database answers right now and accepts writes, in config order.
 
     Asked afresh, never from what a run observed at its start: a database that was down then may
     have come back writable since. The sites are asked at once, so dead ones cost one connect timeout.

@@ -3,7 +3,9 @@
 Like orchestrator's RecoveryPeriodBlockSeconds, an automatic failover blocks the
 next one for ``automation.block_seconds``: a flapping network must not bounce the
 primary between sites. The block is read from the journal, so a restarted
-controller honours it too; a manual failover is never blocked.
+controller honours it too, and from a note in the lease store, so that the next
+leader on another host or pod (with a journal of its own) honours it as well; a
+manual failover is never blocked.
 """
 
 from __future__ import annotations
@@ -30,14 +32,35 @@ class Decision:
     result: FailoverResult | None = None
 
 
-def blocked_until(journal: Journal, block_seconds: float) -> float | None:
-    """When the block from the last automatic failover ends (None: not blocked)."""
-    now = time.time()
-    for run in journal.runs(50):
-        if run.operation == "failover" and run.summary.get("trigger") == "automatic":
-            until = run.started_at + block_seconds
-            return until if until > now else None
-    return None
+LAST_AUTOMATIC_NOTE = "last-automatic-failover"
+
+
+def blocked_until(journal: Journal, block_seconds: float, shared: float | None = None) -> float | None:
+    """When the block from the last automatic failover ends (None: not blocked).
+
+    ``shared``: when the last automatic failover started by any controller's account (the lease store's
+    note); the newer of it and this controller's journal counts.
+    """
+    started = [shared] if shared is not None else []
+    newest = next((run for run in journal.runs(50)
+                   if run.operation == "failover" and run.summary.get("trigger") == "automatic"), None)
+    if newest is not None:
+        started.append(newest.started_at)
+    if not started:
+        return None
+    until = max(started) + block_seconds
+    return until if until > time.time() else None
+
+
+def shared_last_automatic(lease: Keeper | None) -> float | None:
+    """The last automatic failover's start as the controllers' shared note records it (None: none, or no lease)."""
+    if lease is None:
+        return None
+    found = lease.store.get_note(LAST_AUTOMATIC_NOTE)
+    try:
+        return None if found is None else float(found)
+    except ValueError:
+        return None  # not ours to interpret: the journal still bounds it
 
 
 def choose_target(estate: Estate, snapshot: Snapshot, dead: str) -> str | None:
@@ -74,7 +97,11 @@ def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Ver
     automation = estate.config.automation
     if not automation.auto_failover or not verdicts.primary_database_dead:
         return Decision(False, verdicts.reason)
-    until = blocked_until(journal, automation.block_seconds)
+    try:
+        until = blocked_until(journal, automation.block_seconds, shared_last_automatic(lease))
+    except DrorchError as exc:
+        return Decision(False, f"primary dead, but the anti-flapping note in the lease store is unreadable ({exc}): "
+                               "not failing over automatically")
     if until is not None:
         return Decision(False, f"primary dead, but automatic failover is blocked until "
                                f"{time.strftime('%H:%M:%S', time.localtime(until))} (anti-flapping)")
@@ -87,6 +114,8 @@ def consider(estate: Estate, journal: Journal, snapshot: Snapshot, verdicts: Ver
         return Decision(False, "primary dead, but no replica answers")
     reason = f"detector: {verdicts.reason}"
     try:
+        if trigger == "automatic" and lease is not None:  # before acting: a leader dying midway still blocks the next
+            lease.store.put_note(LAST_AUTOMATIC_NOTE, repr(time.time()))
         result = failover(estate, target, journal=journal, trigger=trigger, reason=reason,
                           last_heartbeat=last_heartbeat, incident_at=verdicts.at,
                           options=Options(approvals=frozenset({"*"}), lease=lease))

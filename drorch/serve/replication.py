@@ -6,7 +6,9 @@ controller's loop idles until it leads. A table that cannot be replicated (its
 stream turned off, a target missing) is reported in every round's stats and
 metrics and tried again later: the rest of ``serve`` carries on. On shutdown the
 loop ships what is pending for a few seconds, so the newest probe items and
-changes are not left for the next controller.
+changes are not left for the next controller. Each time this controller takes the
+lead, the ``follow-primary`` tables are first pointed at the one writable database:
+the direction a dead leader recorded in its own state file is not lost with it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from collections.abc import Callable
 
 from drorch.errors import DrorchError
 from drorch.providers.estate import Estate
-from drorch.replication.dynamodb.direction import stream_tables
+from drorch.replication.dynamodb.direction import SourceChange, follow_writable, stream_tables
 from drorch.replication.dynamodb.replicator import Replicator
 from drorch.replication.dynamodb.stats import RoundStats
+from drorch.replication.roles import writable_besides
 from drorch.state.checkpoints import open_checkpoints
 from drorch.state.lease import Keeper, LeaseLost
 
@@ -37,6 +40,7 @@ class ReplicationLoop:
         self.enabled = bool(stream_tables(estate.config))
         self.last: RoundStats | None = None
         self.error: str | None = None  # why replication stopped last (a bad table, a lost lease), until it runs
+        self.followed: list[SourceChange] = []  # the tables turned round when this controller last took the lead
 
     @property
     def started(self) -> bool:
@@ -68,6 +72,7 @@ class ReplicationLoop:
                 if replicator is None:
                     continue
                 try:
+                    self._follow_the_primary()
                     replicator.run(self._stop, lease=lease, on_round=self._record)
                 except LeaseLost as exc:
                     self.error = str(exc)
@@ -79,6 +84,11 @@ class ReplicationLoop:
         finally:
             if replicator is not None:
                 replicator.close()
+
+    def _follow_the_primary(self) -> None:
+        """On taking the lead, point the follow-primary tables at the writable database (see ``follow_writable``)."""
+        config = self._estate.config
+        self.followed = follow_writable(config, open_checkpoints(config), writable_besides(self._estate, None))
 
     def _build(self) -> Replicator | None:
         replicator = Replicator(self._estate, open_checkpoints(self._estate.config))

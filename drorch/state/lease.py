@@ -28,10 +28,18 @@ class Grant:
 
 
 class LeaseStore(Protocol):
+    """Where the lease lives; also the controllers' shared notes (what one leader must tell the next).
+
+    A note is a small value under a name, kept beside the lease: the journal is each controller's own
+    (a file per host or pod), the lease store is what they all reach.
+    """
+
     def acquire(self, holder: str, ttl: float) -> Grant: ...  # raises LeaseHeld naming the holder
     def renew(self, grant: Grant, ttl: float) -> Grant: ...  # raises LeaseLost when it is no longer ours
     def release(self, grant: Grant) -> None: ...
     def current(self) -> Grant | None: ...
+    def put_note(self, name: str, value: str) -> None: ...
+    def get_note(self, name: str) -> str | None: ...
 
 
 class LeaseLost(DrorchError):

@@ -104,6 +104,16 @@ class DynamoDBLease:
         found = self._read()
         return found if found is not None and found.expires_at > time.time() else None
 
+    def put_note(self, name: str, value: str) -> None:
+        """An item of its own beside the lease's (``NAME#note#NOTE``)."""
+        retry.call(lambda: self.client.put_item(TableName=self.table, Item={
+            "name": {"S": f"{self.name}#note#{name}"}, "value": {"S": value}}))
+
+    def get_note(self, name: str) -> str | None:
+        item = retry.call(lambda: self.client.get_item(TableName=self.table, ConsistentRead=True, Key={
+            "name": {"S": f"{self.name}#note#{name}"}})).get("Item")
+        return str(item["value"]["S"]) if item and "value" in item else None
+
     def _read(self) -> Grant | None:
         item = retry.call(lambda: self.client.get_item(TableName=self.table, Key=self._key(),
                                                        ConsistentRead=True)).get("Item")

@@ -94,3 +94,11 @@ class EtcdLease:
         found = kvs[0]
         left = self._time_left(str(found["lease"])) if found.get("lease") else math.inf
         return Grant(base64.b64decode(found["value"]).decode(), int(found["create_revision"]), time.time() + left)
+
+    def put_note(self, name: str, value: str) -> None:
+        """A plain key beside the lease key (bound to no etcd lease: it outlives every holder)."""
+        self._call("kv/put", {"key": _b64(f"{self.key}/notes/{name}"), "value": _b64(value)})
+
+    def get_note(self, name: str) -> str | None:
+        kvs = self._call("kv/range", {"key": _b64(f"{self.key}/notes/{name}")}).get("kvs", [])
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None

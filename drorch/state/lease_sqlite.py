@@ -20,6 +20,7 @@ from drorch.state.lease import Grant, LeaseLost, held_elsewhere
 
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, "
            "token INTEGER NOT NULL, expires_at REAL NOT NULL)")
+_NOTES = "CREATE TABLE IF NOT EXISTS lease_notes (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _NAME = "controller"
 
 
@@ -28,6 +29,7 @@ class SQLiteLease:
         self.path = path
         with self._transaction() as db:
             db.execute(_SCHEMA)
+            db.execute(_NOTES)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -76,6 +78,16 @@ class SQLiteLease:
         with self._transaction() as db:
             found = self._read(db)
         return found if found is not None and found.expires_at > time.time() else None
+
+
+    def put_note(self, name: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO lease_notes (name, value) VALUES (?, ?)", (name, value))
+
+    def get_note(self, name: str) -> str | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM lease_notes WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
 
 
 def _dead_here(holder: str) -> bool:

@@ -93,7 +93,9 @@ def test_a_scheduled_isolated_drill_runs_in_its_mode(home: Lab) -> None:
     scheduler = Scheduler(config, journal, since=time.time() - 120)  # never run: due since its last time
     [run_id] = scheduler.run_due(Estate(config), None, time.time())
     record = journal.run(run_id)
-    assert record is not None and record.status == "succeeded", (record, scheduler.last_error)
+    # missed: it ran, but the copy's data age was above the 1 s RPO (seen once with a chaos drill on the machine)
+    assert record is not None and record.status in ("succeeded", "missed"), (record, scheduler.last_error)
     assert record.summary["mode"] == "isolated" and record.summary["schedule"] == "nightly-bubble"
+    assert record.summary["measured"]["copied_bytes"] > 0
     assert estate_state(home) == before  # isolated: nothing moved, even on a schedule
     assert scheduler.run_due(Estate(config), None, time.time()) == []  # once per due time

@@ -149,3 +149,15 @@ def test_dynamodb_lease_table_missing_or_wrong_is_a_clear_error(lab: Lab) -> Non
     with pytest.raises(InvalidInput, match="must have exactly the partition key 'name'"):
         DynamoDBLease(client, "wrong-keys", "leader")
     client.delete_table(TableName="wrong-keys")
+
+
+def test_notes_are_shared_by_every_controller_and_outlive_the_lease(stores: StoreFactory) -> None:
+    first, second = stores(), stores()  # two controllers' own clients of one store
+    grant = first.acquire("controller-a", 5)
+    assert second.get_note("last-automatic-failover") is None
+    first.put_note("last-automatic-failover", "1795390000.5")
+    first.release(grant)  # the leader that wrote it is gone...
+    assert second.get_note("last-automatic-failover") == "1795390000.5"  # ...the next one reads it
+    second.put_note("last-automatic-failover", "1795390100.25")
+    assert first.get_note("last-automatic-failover") == "1795390100.25"
+    assert second.current() is None  # a note is not a lease: the lease stays free

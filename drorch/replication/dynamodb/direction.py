@@ -96,3 +96,15 @@ def set_source(config: Config, table: str | None, site: str,
         if change.changed or store.source(change.table) is None:
             store.set_source(change.table, site)
     return changes
+
+
+def follow_writable(config: Config, checkpoints: Checkpoints, writable: list[str]) -> list[SourceChange]:
+    """Turn every ``follow-primary`` table towards the one writable database, if there is exactly one.
+
+    A controller that takes the lead asks this first: the one before it may have died between
+    promoting a database and turning the tables round, or turned them round in a state file of
+    its own (another host). With no writable database, or two, nothing is changed.
+    """
+    if len(writable) != 1:
+        return []
+    return [change for change in set_source(config, None, writable[0], checkpoints) if change.changed]

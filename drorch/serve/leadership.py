@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 
 from drorch.errors import LeaseHeld, OperationFailed
+from drorch.state import handover
 from drorch.state.lease import Keeper, LeaseLost, LeaseStore, this_controller
 
 
@@ -23,7 +24,21 @@ class Leadership:
         self.why_not = "not tried yet"
 
     def refresh(self) -> bool:
-        """True when this controller holds the lease now (acquiring it when it is free)."""
+        """True when this controller holds the lease now (acquiring it when it is free).
+
+        A manual run's hand-over request comes first: the lease is released and not taken again
+        while the request counts (see ``drorch.state.handover``).
+        """
+        try:
+            wanted = handover.wanted_by(self.store, self.ttl)
+        except OperationFailed as exc:  # the store does not answer: the lease check below says the same
+            wanted, self.why_not = None, str(exc)
+        if wanted is not None and wanted != self.holder:
+            if self.keeper is not None:
+                self.keeper.close()
+                self.keeper = None
+            self.why_not = f"handed the lease over to a manual run ({wanted})"
+            return False
         if self.keeper is not None:
             try:
                 self.keeper.check()

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from drorch.config.schema import Config
+from drorch.errors import LeaseHeld
+from drorch.state import handover
 from drorch.state.journal import Journal
 from drorch.state.lease import Keeper, LeaseStore, this_controller
 from drorch.state.sqlite import SQLiteJournal
@@ -38,9 +40,21 @@ def open_lease(config: Config) -> LeaseStore:
 
 @contextmanager
 def holding_lease(config: Config, holder: str | None = None) -> Iterator[Keeper]:
-    """Hold the controller lease for the block (LeaseHeld, exit 4, when another controller has it)."""
-    keeper = Keeper(open_lease(config), holder or this_controller(), config.state.lease.ttl_seconds)
+    """Hold the controller lease for the block (LeaseHeld, exit 4, when another controller has it).
+
+    When a ``drorch serve`` holds it, it is asked to hand it over (see ``handover``) and the block
+    waits for it, bounded; serve leads again when the block ends.
+    """
+    store, me, ttl = open_lease(config), holder or this_controller(), config.state.lease.ttl_seconds
+    try:
+        keeper = Keeper(store, me, ttl)
+    except LeaseHeld as refused:
+        current = store.current()
+        if current is None or not handover.is_serve(current.holder) or handover.is_serve(me):
+            raise
+        keeper = handover.take_from_serve(store, me, ttl, refused)
     try:
         yield keeper
     finally:
         keeper.close()
+        handover.withdraw(store, me)

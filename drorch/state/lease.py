@@ -90,11 +90,14 @@ class Keeper:
                             "`drorch resume RUN_ID` continues once it holds the lease again")
 
     def close(self) -> None:
+        """Stop renewing and release the lease; for good: whoever still holds this keeper gets LeaseLost."""
         self._stop.set()
         self._thread.join(timeout=5)
-        if self._lost is None:
-            with contextlib.suppress(DrorchError):  # not released: it expires on its own
-                self.store.release(self.grant)
+        with self._lock:
+            if self._lost is None:
+                with contextlib.suppress(DrorchError):  # not released: it expires on its own
+                    self.store.release(self.grant)
+                self._lost = "it was released"
 
     def _renew_once(self) -> None:
         with self._lock:

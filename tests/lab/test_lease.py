@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,27 @@ def test_only_one_serve_leads_and_another_takes_over(home: Lab) -> None:
             stop.set()
             threads[name].join(timeout=15)
     assert not any(thread.is_alive() for thread in threads.values())
+
+
+def test_a_manual_failover_while_serve_leads_takes_the_lease_over_and_serve_leads_again(home: Lab) -> None:
+    """On-call's `drorch failover` while `serve` holds the lease: serve hands it over, then takes it back."""
+    rounds: list[Round] = []
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(load_config(_serve_config(home, "leader")), stop, rounds.append),
+                              daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: rounds and rounds[-1].leader, timeout=30)
+        started = time.time()
+        done = drorch(home, "failover", "--to", "tokyo", "--yes", "--output", "json")
+        assert done.returncode == 0, done.stderr  # not exit 4: serve handed the lease over
+        assert writable_sites(home) == ["tokyo"]
+        handed = [r for r in list(rounds) if r.snapshot.at > started and not r.leader]
+        assert handed and "handed the lease over to a manual run" in handed[0].decision.reason
+        wait_for(lambda: rounds[-1].leader and rounds[-1].snapshot.at > time.time() - 5, timeout=30)  # leads again
+        run = open_journal(home.config).run(json.loads(done.stdout)["run_id"])
+        assert run is not None and run.status == "succeeded"
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()

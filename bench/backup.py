@@ -26,18 +26,17 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import code_version, load_rows
+from bench_common import code_version, load_rows, temporary_lab
 
 from drorch.backup import base, restore
 from drorch.backup.binlogs import Shipper
-from drorch.lab import lifecycle, scratch
-from drorch.lab.control import Lab, open_lab
+from drorch.lab import scratch
+from drorch.lab.control import Lab
 from drorch.providers.mysql.gtid import GtidPosition
 
 RESULTS = Path(__file__).parent / "results" / "backup.json"
@@ -178,28 +177,22 @@ def main() -> None:
     args = parser.parse_args()
     runs: list[dict[str, Any]] = []
     lag: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="drorch-bench-") as tmp:
-        root = Path(tmp) / "lab"
-        lifecycle.up(root)
-        try:
-            lab = open_lab(root)
-            started = time.monotonic()
-            rows = load_rows(lab, args.megabytes)
-            caught_up(lab)
-            load_seconds = time.monotonic() - started
-            for run in range(args.runs):
-                backup = timed_backup(lab)
-                restored = timed_restore(lab, backup["gtid"])
-                bare = bare_dump_seconds(lab, Path(tmp))
-                recovery = bad_migration_recovery(lab, run)
-                runs.append({**backup, **restored, **recovery, "bare_dump_gzip_seconds": round(bare, 3),
-                             "bare_dump_gzip_mb_per_second": round(backup["dump_bytes"] / 1e6 / bare, 2)})
-                print(json.dumps(runs[-1]), flush=True)
-            for rate in (100.0, 1000.0):
-                lag.append(shipping_lag(lab, rate, args.seconds))
-                print(json.dumps(lag[-1]), flush=True)
-        finally:
-            lifecycle.down(root)
+    with temporary_lab("drorch-bench-") as (lab, tmp):
+        started = time.monotonic()
+        rows = load_rows(lab, args.megabytes)
+        caught_up(lab)
+        load_seconds = time.monotonic() - started
+        for run in range(args.runs):
+            backup = timed_backup(lab)
+            restored = timed_restore(lab, backup["gtid"])
+            bare = bare_dump_seconds(lab, tmp)
+            recovery = bad_migration_recovery(lab, run)
+            runs.append({**backup, **restored, **recovery, "bare_dump_gzip_seconds": round(bare, 3),
+                         "bare_dump_gzip_mb_per_second": round(backup["dump_bytes"] / 1e6 / bare, 2)})
+            print(json.dumps(runs[-1]), flush=True)
+        for rate in (100.0, 1000.0):
+            lag.append(shipping_lag(lab, rate, args.seconds))
+            print(json.dumps(lag[-1]), flush=True)
     med = statistics.median
     summary = {
         "backup_mb_per_second_median": round(med(r["backup_mb_per_second"] for r in runs), 1),

@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from drorch.lab import lifecycle
+from drorch.lab.control import Lab, open_lab
 
 
 def code_version() -> str:
@@ -18,6 +24,18 @@ def code_version() -> str:
 
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
+
+
+@contextmanager
+def temporary_lab(prefix: str) -> Iterator[tuple[Lab, Path]]:
+    """A lab in a fresh temporary folder (``lab/`` inside it, the folder is yours too); stopped and removed after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        root = Path(tmp) / "lab"
+        lifecycle.up(root)
+        try:
+            yield open_lab(root), Path(tmp)
+        finally:
+            lifecycle.down(root)  # every lab process by its PID, scratch servers included
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float) -> None:

@@ -25,13 +25,12 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_common import code_version
+from bench_common import code_version, temporary_lab
 
 from drorch.config import load_config
 from drorch.drill.chaos import chaos_drill
@@ -39,8 +38,8 @@ from drorch.drill.harness import DrillResult
 from drorch.drill.isolated import isolated_drill
 from drorch.drill.switchover import drill
 from drorch.errors import DrorchError
-from drorch.lab import lifecycle, scratch
-from drorch.lab.control import Lab, open_lab
+from drorch.lab import scratch
+from drorch.lab.control import Lab
 from drorch.lab.estate_copy import estate_config, lab_command, lab_ground_truth
 from drorch.providers.estate import Estate
 from drorch.state.backends import holding_lease, open_journal
@@ -66,57 +65,51 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown mode {', '.join(unknown)}: choose from {', '.join(MODES)}")
     results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in chosen}
-    with tempfile.TemporaryDirectory(prefix="drorch-bench-drills-") as tmp:
-        root = Path(tmp) / "lab"
-        lifecycle.up(root)
-        try:
-            lab = open_lab(root)
-            lab_estate = lab.estate
-            estate = Estate(load_config(_estate_config(lab, Path(tmp) / "estate", None)))
-            journal = open_journal(lab.config)
-            with_scratch: list[Estate] = []
+    with temporary_lab("drorch-bench-drills-") as (lab, tmp):
+        lab_estate = lab.estate
+        estate = Estate(load_config(_estate_config(lab, tmp / "estate", None)))
+        journal = open_journal(lab.config)
+        with_scratch: list[Estate] = []
 
-            def isolated_estate() -> DrillResult:
-                # the estate's scratch server, started once the lab's own isolated drills (which start and
-                # delete a scratch server of the same name) are over
-                if not with_scratch:
-                    path = _estate_config(lab, Path(tmp) / "estate", scratch.start(lab, "tokyo"))
-                    with_scratch.append(Estate(load_config(path)))
-                return isolated(with_scratch[0])
+        def isolated_estate() -> DrillResult:
+            # the estate's scratch server, started once the lab's own isolated drills (which start and
+            # delete a scratch server of the same name) are over
+            if not with_scratch:
+                path = _estate_config(lab, tmp / "estate", scratch.start(lab, "tokyo"))
+                with_scratch.append(Estate(load_config(path)))
+            return isolated(with_scratch[0])
 
-            def switchover(on: Estate) -> DrillResult:
-                with holding_lease(lab.config) as lease:
-                    from drorch.engine.executor import Options
+        def switchover(on: Estate) -> DrillResult:
+            with holding_lease(lab.config) as lease:
+                from drorch.engine.executor import Options
 
-                    return drill(on, "tokyo", args.rate, journal,
-                                 options=Options(approvals=frozenset({"*"}), lease=lease))
+                return drill(on, "tokyo", args.rate, journal,
+                             options=Options(approvals=frozenset({"*"}), lease=lease))
 
-            def isolated(on: Estate) -> DrillResult:
-                with holding_lease(lab.config):
-                    return isolated_drill(on, "tokyo", journal)
+        def isolated(on: Estate) -> DrillResult:
+            with holding_lease(lab.config):
+                return isolated_drill(on, "tokyo", journal)
 
-            modes: dict[str, Callable[[], DrillResult]] = {
-                "switchover": lambda: switchover(lab_estate),
-                "chaos": lambda: chaos_drill(lab_estate, "tokyo", args.rate, journal, rebuild=True),
-                "isolated": lambda: isolated(lab_estate),
-                "switchover-estate": lambda: switchover(estate),
-                "chaos-estate": lambda: chaos_drill(estate, "tokyo", args.rate, journal, rebuild=True),
-                "isolated-estate": isolated_estate,
-            }
-            for mode in chosen:
-                run = modes[mode]
-                for _ in range(args.runs):
-                    started = time.monotonic()
-                    try:
-                        found = run()
-                        entry = {"status": found.status, **{k: found.measured.get(k) for k in FIGURES}}
-                    except DrorchError as exc:
-                        entry = {"status": "failed", "error": str(exc)[:300]}
-                    entry["wall_seconds"] = round(time.monotonic() - started, 1)
-                    results[mode].append(entry)
-                    print(json.dumps({"mode": mode, **entry}), flush=True)
-        finally:
-            lifecycle.down(root)  # also stops the estate's scratch server (a lab process)
+        modes: dict[str, Callable[[], DrillResult]] = {
+            "switchover": lambda: switchover(lab_estate),
+            "chaos": lambda: chaos_drill(lab_estate, "tokyo", args.rate, journal, rebuild=True),
+            "isolated": lambda: isolated(lab_estate),
+            "switchover-estate": lambda: switchover(estate),
+            "chaos-estate": lambda: chaos_drill(estate, "tokyo", args.rate, journal, rebuild=True),
+            "isolated-estate": isolated_estate,
+        }
+        for mode in chosen:
+            run = modes[mode]
+            for _ in range(args.runs):
+                started = time.monotonic()
+                try:
+                    found = run()
+                    entry = {"status": found.status, **{k: found.measured.get(k) for k in FIGURES}}
+                except DrorchError as exc:
+                    entry = {"status": "failed", "error": str(exc)[:300]}
+                entry["wall_seconds"] = round(time.monotonic() - started, 1)
+                results[mode].append(entry)
+                print(json.dumps({"mode": mode, **entry}), flush=True)
     summary = {}
     for mode, runs in results.items():
         done = [r for r in runs if r["status"] != "failed"]

@@ -20,17 +20,16 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import code_version, load_rows
+from bench_common import code_version, load_rows, temporary_lab
 
 from drorch.data import heartbeat
 from drorch.engine.failover import failover
-from drorch.lab import chaos, lifecycle
-from drorch.lab.control import Lab, open_lab
+from drorch.lab import chaos
+from drorch.lab.control import Lab
 
 RESULTS = Path(__file__).parent / "results" / "rebuild.json"
 
@@ -96,26 +95,20 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=100)
     args = parser.parse_args()
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="drorch-bench-") as tmp:
-        root = Path(tmp) / "lab"
-        lifecycle.up(root)
-        try:
-            lab = open_lab(root)
-            started = time.monotonic()
-            rows = load_rows(lab, args.megabytes)
-            load_seconds = time.monotonic() - started
-            diverge_former_primary(lab)
-            for run in range(args.runs):
-                if run:
-                    diverge_again(lab, run)
-                rebuild = timed_rebuild(lab)
-                pipe_seconds = bare_pipe_seconds(lab, Path(tmp))  # the same dump: the rebuild counted its bytes
-                runs.append({**rebuild, "bare_pipe_seconds": round(pipe_seconds, 3),
-                             "bare_pipe_mb_per_second": round(rebuild["bytes_copied"] / 1e6 / pipe_seconds, 2)})
-                print(json.dumps(runs[-1]), flush=True)
-                lab.admin("seoul").execute("START SLAVE")
-        finally:
-            lifecycle.down(root)
+    with temporary_lab("drorch-bench-") as (lab, tmp):
+        started = time.monotonic()
+        rows = load_rows(lab, args.megabytes)
+        load_seconds = time.monotonic() - started
+        diverge_former_primary(lab)
+        for run in range(args.runs):
+            if run:
+                diverge_again(lab, run)
+            rebuild = timed_rebuild(lab)
+            pipe_seconds = bare_pipe_seconds(lab, tmp)  # the same dump: the rebuild counted its bytes
+            runs.append({**rebuild, "bare_pipe_seconds": round(pipe_seconds, 3),
+                         "bare_pipe_mb_per_second": round(rebuild["bytes_copied"] / 1e6 / pipe_seconds, 2)})
+            print(json.dumps(runs[-1]), flush=True)
+            lab.admin("seoul").execute("START SLAVE")
     med = statistics.median
     summary = {
         "rebuild_wall_median_seconds": round(med(r["wall_seconds"] for r in runs), 2),

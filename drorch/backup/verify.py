@@ -66,7 +66,7 @@ def verify(estate: Estate, backup_id: str | None = None, into: MySQLClient | Non
     manifest = pick(store, backup_id)
     if into is not None:
         return _verify_into(store, manifest, into, say)
-    from drorch.drill.client import lab_of
+    from drorch.drill.harness import lab_of
     from drorch.lab import scratch
 
     try:

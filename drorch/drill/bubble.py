@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import requests
 
 from drorch.config.drill_schema import Isolated
-from drorch.drill.client import lab_of
 from drorch.drill.commands import Command
+from drorch.drill.harness import lab_of
 from drorch.errors import InvalidInput, OperationFailed, RefusedForSafety
 from drorch.providers.estate import Estate, mysql_client
 from drorch.providers.mysql.client import MySQLClient
@@ -118,12 +118,9 @@ class ConfiguredBubble:
             self._commands["start"].filled(site=site).run(self.timeout)
         db = mysql_client(self.estate.config, f"scratch-{site}", self.place.mysql,
                           f"isolated.scratch.{site}.mysql.password")
-        deadline = time.monotonic() + self.timeout
-        while not db.ping():
-            if time.monotonic() > deadline:
-                raise OperationFailed(f"the scratch server of {site} ({db.address.host}:{db.address.port}) does "
-                                      f"not answer after {self.timeout:g} s")
-            time.sleep(1.0)
+        if db.wait_answering(self.timeout) is None:
+            raise OperationFailed(f"the scratch server of {site} ({db.address.host}:{db.address.port}) does "
+                                  f"not answer after {self.timeout:g} s")
         self._refuse_estate_database(db)
         return Scratch(db, self.place.app_url.rstrip("/"))
 

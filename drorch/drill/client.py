@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from drorch.config.drill_schema import GroundTruth as GroundTruthConfig
 from drorch.drill.commands import Command, stop_group
+from drorch.drill.harness import lab_of
 from drorch.errors import InvalidInput, OperationFailed
 from drorch.measure.groundtruth import GroundTruth, analyse, read_log
 from drorch.providers.estate import Estate
@@ -48,16 +49,6 @@ def client_for(estate: Estate, rate: float, log: Path) -> Client:
                            "[...], verify: [...]}` naming the estate's own client (README: Drills on a real "
                            "estate)") from None
     return LabClient(lab, rate, log)
-
-
-def lab_of(estate: Estate) -> Any:
-    """The lab this config belongs to (its client, faults and scratch servers serve drills that name none)."""
-    from drorch.lab.control import open_lab
-
-    source = estate.config.source_path
-    if source is None or not (source.parent / "lab.json").exists():
-        raise InvalidInput(f"{source or 'the config'} is not the lab's (no lab.json beside it)")
-    return open_lab(source.parent)
 
 
 def _wait_written(log: Path, timeout: float, alive: Any) -> None:

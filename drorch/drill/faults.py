@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from drorch.config.drill_schema import Chaos
-from drorch.drill.client import lab_of
 from drorch.drill.commands import Command
+from drorch.drill.harness import lab_of
 from drorch.errors import InvalidInput, OperationFailed
 from drorch.providers.aws import fis
 from drorch.providers.estate import Estate
@@ -113,11 +113,8 @@ class ConfiguredFault:
         return done
 
     def _wait_database(self, site: str) -> float:
-        started = time.monotonic()
-        db = self.estate.mysql(site)
-        while not db.ping():
-            if time.monotonic() - started > self.chaos.timeout_seconds:
-                raise OperationFailed(f"{site}'s database does not answer {self.chaos.timeout_seconds:g} s after the "
-                                      f"fault was healed: bring it back, then run `drorch failback --to {site}`")
-            time.sleep(1.0)
-        return round(time.monotonic() - started, 3)
+        waited = self.estate.mysql(site).wait_answering(self.chaos.timeout_seconds)
+        if waited is None:
+            raise OperationFailed(f"{site}'s database does not answer {self.chaos.timeout_seconds:g} s after the "
+                                  f"fault was healed: bring it back, then run `drorch failback --to {site}`")
+        return waited

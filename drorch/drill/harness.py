@@ -17,7 +17,7 @@ from typing import Any
 from drorch.config.schema import Config
 from drorch.engine.failover import FailoverResult
 from drorch.engine.run import Run
-from drorch.errors import OperationFailed
+from drorch.errors import InvalidInput, OperationFailed
 from drorch.measure.groundtruth import read_log
 from drorch.providers.estate import Estate
 from drorch.state.journal import Journal
@@ -45,6 +45,16 @@ class DrillResult:
                 "status": self.status, "measured": self.measured, "objectives": self.objectives,
                 "missed": self.missed, "failover_run": self.failover_run, "failback_run": self.failback_run,
                 "notes": self.notes}
+
+
+def lab_of(estate: Estate) -> Any:
+    """The lab this config belongs to (its client, faults and scratch servers serve drills that name none)."""
+    from drorch.lab.control import open_lab
+
+    source = estate.config.source_path
+    if source is None or not (source.parent / "lab.json").exists():
+        raise InvalidInput(f"{source or 'the config'} is not the lab's (no lab.json beside it)")
+    return open_lab(source.parent)
 
 
 def load_log(estate: Estate) -> Path:

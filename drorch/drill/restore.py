@@ -41,8 +41,7 @@ from drorch.backup.events import Group
 from drorch.backup.store import Store
 from drorch.config.schema import Config
 from drorch.drill.archive import write_reports
-from drorch.drill.client import lab_of
-from drorch.drill.harness import DrillResult, finish_failed
+from drorch.drill.harness import DrillResult, finish_failed, lab_of
 from drorch.drill.isolated import fingerprint
 from drorch.engine.run import Progress, Run
 from drorch.engine.topology import observe

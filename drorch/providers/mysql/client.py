@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,6 +128,15 @@ class MySQLClient:
             return True
         except pymysql.MySQLError:
             return False
+
+    def wait_answering(self, timeout: float, interval: float = 1.0) -> float | None:
+        """Seconds until the server answered (0 when it does now); None when it still does not after ``timeout``."""
+        started = time.monotonic()
+        while not self.ping():
+            if time.monotonic() - started > timeout:
+                return None
+            time.sleep(interval)
+        return round(time.monotonic() - started, 3)
 
     def state(self, attempts: int = 4, read_timeout: float = 10.0) -> ServerState:
         def run() -> ServerState:
